@@ -1,0 +1,67 @@
+"""Benchmark: train the compact U-Net on ../shared/datasets/magnetic-tile at 256 px on this CPU.
+
+Reports wall time, val mIoU and per-class IoU, and plots per-class IoU over epochs.
+Target: mean IoU over the five defect classes >= 0.50 and background >= 0.98 within
+30 minutes of training.
+
+    .venv/bin/python benchmarks/train_magnetic_tile.py [--data DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.trainer import cpu_has_bf16, train
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--config", default=str(HERE / "configs" / "magnetic_tile_unet256.yaml"))
+    parser.add_argument("--out", default=str(HERE / "results" / "train_magnetic_tile"))
+    args = parser.parse_args()
+
+    cfg = TrainConfig.from_yaml(args.config)
+    cfg.data, cfg.out = args.data, str(Path(args.out) / "run")
+    started = time.perf_counter()
+    result = train(cfg)
+    wall = time.perf_counter() - started
+    best = max(result.history, key=lambda h: h["val"]["miou"])
+    summary = {
+        "date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+        "bf16_autocast": cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16()),
+        "config": args.config, "epochs_run": len(result.history), "wall_minutes_total": round(wall / 60, 2),
+        "wall_minutes_training": round(result.history[-1]["elapsed_s"] / 60, 2),
+        "best_epoch": best["epoch"], "best_val": best["val"],
+        "targets": {"defect_miou>=0.50": best["val"]["defect_miou"] >= 0.50,
+                    "background_iou>=0.98": best["val"]["per_class_iou"]["background"] >= 0.98,
+                    "within_30_min": result.history[-1]["elapsed_s"] <= 30 * 60 + 120},
+    }
+    out = Path(args.out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    shutil.copy(Path(cfg.out) / "iou.png", out / "iou_per_class.png")
+    shutil.copy(Path(cfg.out) / "history.json", out / "history.json")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The ``edgeseg`` command. Each subcommand lives in its own module and imports the build side
+(torch, onnx) only when it runs, so ``edgeseg --help`` and the run side stay light."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import edgeseg
+from edgeseg.cli import data_cmd, demo_cmd, export_cmd, models_cmd, train_cmd
+from edgeseg.errors import EdgesegError
+
+COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeseg", description="Semantic segmentation for inspection cameras: labelled images to a "
+                                    "verified engine on the device.")
+    parser.add_argument("--version", action="version", version=f"edgeseg {edgeseg.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except EdgesegError as e:
+        print(f"edgeseg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgeseg: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,30 @@
+"""``edgeseg models``: the architectures with parameter count and GFLOPs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list the architectures with parameters and GFLOPs")
+    p.add_argument("--size", type=int, default=512, help="square input side for GFLOPs (default 512)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    p.add_argument("--classes", type=int, default=6)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeseg.errors import ConfigError
+    from edgeseg.models import ARCHITECTURES, build_model
+    from edgeseg.models.complexity import count_gflops, count_parameters
+
+    print(f"{'name':<15} {'params':>10} {f'GFLOPs@{args.size}':>12}  description")
+    for arch in ARCHITECTURES.values():
+        if args.size % arch.stride:
+            raise ConfigError(f"--size {args.size} is not a multiple of {arch.name}'s stride {arch.stride}")
+        model = build_model(arch.name, args.channels, args.classes)
+        print(f"{arch.name:<15} {count_parameters(model) / 1e6:>9.2f}M "
+              f"{count_gflops(model, args.channels, args.size):>12.2f}  {arch.summary}")
+    print(f"\n(GFLOPs = 2 x multiply-accumulates of convolutions, {args.channels}-channel input, "
+          f"{args.classes} classes)")
+    return 0

@@ -1,0 +1,55 @@
+"""``edgeseg train DATA``: train a model; settings from --config YAML, overridden by flags."""
+
+from __future__ import annotations
+
+import argparse
+
+# flag -> TrainConfig field; None defaults mean "keep the config's value"
+_OVERRIDES = ("out", "arch", "input_size", "channels", "epochs", "batch_size", "lr", "weight_decay", "dropout",
+              "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed", "max_minutes",
+              "threads")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a segmentation model on a data set",
+                       description="Train on DATA (images/, masks/, classes.csv, train.txt, val.txt). Writes "
+                                   "best.pt, last.pt, history.json and iou.png to --out.")
+    p.add_argument("data", help="data set folder")
+    p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
+    p.add_argument("--config", help="YAML file of training settings (flags override it)")
+    p.add_argument("--arch", help="unet (default) or mobile-lraspp; see edgeseg models")
+    p.add_argument("--input-size", type=int, help="square input side: 256 (default) or 512")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="default: as the images are")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--loss", choices=("ce", "dice", "ce+dice"))
+    p.add_argument("--class-weights", choices=("none", "sqrt", "inverse"))
+    p.add_argument("--oversample", type=float, help="repeat-factor threshold for rare classes (0: off)")
+    p.add_argument("--defect-free-fraction", type=float, help="share of defect-free images per epoch")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), help="bfloat16 autocast on AMX CPUs")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses this wall time")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeseg.training.config import TrainConfig
+    from edgeseg.training.trainer import train
+
+    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    cfg.data = args.data
+    for name in _OVERRIDES:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    result = train(cfg, resume=args.resume)
+    m = result.best_metrics
+    print(f"best mIoU {m['miou']:.3f} (defects {m['defect_miou']:.3f}) in {result.wall_seconds / 60:.1f} min")
+    print(f"checkpoint: {result.best_checkpoint}")
+    print(f"next: edgeseg export {result.best_checkpoint} -o model.onnx")
+    return 0

@@ -1,0 +1,38 @@
+"""Typed, actionable errors: what was wrong, with which file, and what to do.
+
+The CLI prints an ``EdgesegError`` as one line and exits non-zero; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgesegError(Exception):
+    """A user-facing error. ``str()`` is the one line the CLI prints."""
+
+    def __init__(self, what: str, path: str | Path | None = None, fix: str | None = None):
+        self.what = what
+        self.path = Path(path) if path is not None else None
+        self.fix = fix
+        parts = [f"{self.path}: {what}" if self.path is not None else what]
+        if fix:
+            parts.append(fix)
+        super().__init__(" — ".join(parts))
+
+
+class DatasetError(EdgesegError):
+    """A data set folder, class table, image or mask that cannot be used."""
+
+
+class CheckpointError(EdgesegError):
+    """A checkpoint that is missing, truncated, or not an edgeseg checkpoint."""
+
+
+class ExportError(EdgesegError):
+    """Export failed or the exported graph does not match the PyTorch model."""
+
+
+class ConfigError(EdgesegError):
+    """A command-line option or configuration value that cannot work."""

@@ -1,0 +1,44 @@
+"""Edge segmentation architectures, written here (no torchvision). Build side: imports torch.
+
+A new architecture is one new module and one line in ``ARCHITECTURES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from edgeseg.errors import ConfigError
+from edgeseg.models.mobile_lraspp import MobileLRASPP
+from edgeseg.models.unet import CompactUNet
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[..., nn.Module]
+    stride: int  # input height and width must be multiples of this
+    summary: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "unet": Architecture("unet", CompactUNet, CompactUNet.STRIDE,
+                         "compact U-Net: full-resolution skips keep defects of a few pixels"),
+    "mobile-lraspp": Architecture("mobile-lraspp", MobileLRASPP, MobileLRASPP.STRIDE,
+                                  "MobileNetV3-style encoder with an LR-ASPP head: lightest, coarser edges"),
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ConfigError(f"unknown architecture '{name}'",
+                          fix=f"choose one of: {', '.join(ARCHITECTURES)}") from None
+
+
+def build_model(name: str, in_channels: int, num_classes: int, dropout: float = 0.1, **kwargs) -> nn.Module:
+    return get_architecture(name).build(in_channels=in_channels, num_classes=num_classes,
+                                        dropout=dropout, **kwargs)

@@ -1,0 +1,94 @@
+"""A MobileNetV3-style encoder (inverted residuals, squeeze-excite, hard-swish) with the
+LR-ASPP head of "Searching for MobileNetV3" (Howard et al., 2019).
+
+The head predicts at 1/8 resolution from a 1/16 context branch and a 1/8 detail branch, then
+upsamples bilinearly: the lightest model here, with coarser edges than the U-Net.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgeseg.models.layers import ConvBNAct
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = max(8, channels // 4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
+                                nn.Conv2d(hidden, channels, 1), nn.Hardsigmoid(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(self.pool(x))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, expand: int, cout: int, kernel: int, stride: int, se: bool, act: type[nn.Module]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        if expand != cin:
+            layers.append(ConvBNAct(cin, expand, 1, act=act))
+        layers.append(ConvBNAct(expand, expand, kernel, stride, groups=expand, act=act))
+        if se:
+            layers.append(SqueezeExcite(expand))
+        layers.append(ConvBNAct(expand, cout, 1, act=None))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+# (kernel, expand, out, squeeze-excite, activation, stride): MobileNetV3-Small, last stage
+# kept at stride 16 as the LR-ASPP paper does for segmentation.
+_SMALL = [
+    (3, 16, 16, True, nn.ReLU, 2),
+    (3, 72, 24, False, nn.ReLU, 2),
+    (3, 88, 24, False, nn.ReLU, 1),
+    (5, 96, 40, True, nn.Hardswish, 2),
+    (5, 240, 40, True, nn.Hardswish, 1),
+    (5, 240, 40, True, nn.Hardswish, 1),
+    (5, 120, 48, True, nn.Hardswish, 1),
+    (5, 144, 48, True, nn.Hardswish, 1),
+    (5, 288, 96, True, nn.Hardswish, 1),
+    (5, 576, 96, True, nn.Hardswish, 1),
+    (5, 576, 96, True, nn.Hardswish, 1),
+]
+_DETAIL_INDEX = 2  # output of this block is at stride 8
+
+
+class MobileLRASPP(nn.Module):
+    STRIDE = 16
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1, head_channels: int = 128):
+        super().__init__()
+        self.stem = ConvBNAct(in_channels, 16, 3, 2, act=nn.Hardswish)
+        blocks, cin = [], 16
+        for kernel, expand, cout, se, act, stride in _SMALL:
+            blocks.append(InvertedResidual(cin, expand, cout, kernel, stride, se, act))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        detail_channels = _SMALL[_DETAIL_INDEX][2]
+        self.context = ConvBNAct(cin, head_channels, 1)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, head_channels, 1), nn.Sigmoid())
+        self.dropout = nn.Dropout2d(dropout)
+        self.classify_context = nn.Conv2d(head_channels, num_classes, 1)
+        self.classify_detail = nn.Conv2d(detail_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.stem(x)
+        detail = x
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == _DETAIL_INDEX:
+                detail = x
+        y = self.context(x) * self.gate(x)
+        y = F.interpolate(y, size=detail.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.classify_context(self.dropout(y)) + self.classify_detail(detail)
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)

@@ -1,0 +1,1 @@
+"""Training of compact edge models (build side: imports torch)."""

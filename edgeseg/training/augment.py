@@ -1,0 +1,98 @@
+"""Augmentations applied to image and mask alike (OpenCV and numpy, no torch).
+
+All geometry (scaled crop, rotation, flips) is folded into one affine map and applied with a
+single ``warpAffine``: linear for the image, nearest for the mask, so labels never blend. The
+crop is stretched to the model's square input exactly as the runtime stretches a whole frame,
+so at scale 1 and no rotation a training sample is what the camera would show the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgeseg.data.classes import IGNORE_ID
+
+
+@dataclass
+class AugmentConfig:
+    scale: tuple[float, float] = (0.35, 1.0)  # crop area as a fraction of the image
+    aspect: tuple[float, float] = (0.75, 1.333)
+    rotate_degrees: float = 20.0
+    rotate_90: bool = True  # also turn by a random multiple of 90 degrees
+    hflip: float = 0.5
+    vflip: float = 0.5
+    brightness: float = 0.15
+    contrast: float = 0.2
+    gamma: float = 0.2
+    saturation: float = 0.2  # colour images only
+    hue_degrees: float = 6.0  # colour images only
+    noise_std: float = 3.0  # Gaussian sensor noise, in grey levels
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Stretch a whole image and mask to width x height (square by default), as the runtime does
+    with a whole frame."""
+    size = (width, height or width)
+    return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+
+
+def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """2x3 map from output pixel to source pixel."""
+    area = rng.uniform(*cfg.scale)
+    aspect = math.exp(rng.uniform(math.log(cfg.aspect[0]), math.log(cfg.aspect[1])))
+    cw = min(1.0, math.sqrt(area * aspect)) * w
+    ch = min(1.0, math.sqrt(area / aspect)) * h
+    cx = rng.uniform(cw / 2, w - cw / 2)
+    cy = rng.uniform(ch / 2, h - ch / 2)
+    theta = math.radians(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees))
+    if cfg.rotate_90:
+        theta += rng.integers(4) * math.pi / 2
+    fx = -1.0 if rng.random() < cfg.hflip else 1.0
+    fy = -1.0 if rng.random() < cfg.vflip else 1.0
+    # Rotate in the stretched (model's) frame, then scale to the crop: source = c + D R F (p - s/2)
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    linear = np.diag([cw / size, ch / size]) @ rot @ np.diag([fx, fy])
+    # pixel centres, as cv2.resize maps them: source index = c - 0.5 + L (p + 0.5 - s/2)
+    offset = np.array([cx, cy]) - 0.5 + linear @ np.full(2, 0.5 - size / 2)
+    return np.hstack([linear, offset[:, None]])
+
+
+def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    gamma = math.exp(rng.uniform(-cfg.gamma, cfg.gamma))
+    contrast = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
+    brightness = rng.uniform(-cfg.brightness, cfg.brightness)
+    x = np.arange(256, dtype=np.float32) / 255.0
+    lut = np.clip(((x ** gamma) - 0.5) * contrast + 0.5 + brightness, 0, 1)
+    image = cv2.LUT(image, (lut * 255 + 0.5).astype(np.uint8))
+    if image.ndim == 3 and (cfg.saturation or cfg.hue_degrees):
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        hue_shift = rng.uniform(-cfg.hue_degrees, cfg.hue_degrees) / 2  # OpenCV hue runs 0..179
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(round(hue_shift))) % 180).astype(np.uint8)
+        sat = 1.0 + rng.uniform(-cfg.saturation, cfg.saturation)
+        hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255).astype(np.uint8)
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    if cfg.noise_std > 0:
+        noise = rng.normal(0.0, rng.uniform(0, cfg.noise_std), image.shape).astype(np.float32)
+        image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    return image
+
+
+def augment_pair(image: np.ndarray, mask: np.ndarray, size: int, cfg: AugmentConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random training view of (image, mask) at size x size; mask ids are never interpolated."""
+    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng)
+    flags = cv2.WARP_INVERSE_MAP
+    out_image = cv2.warpAffine(image, matrix, (size, size), flags=flags | cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT_101)
+    out_mask = cv2.warpAffine(mask, matrix, (size, size), flags=flags | cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_REFLECT_101)
+    return _photometric(out_image, cfg, rng), out_mask
+
+
+__all__ = ["AugmentConfig", "augment_pair", "resize_pair", "IGNORE_ID"]

@@ -1,0 +1,61 @@
+"""Checkpoints: a plain dict of tensors and primitives, loaded with ``weights_only=True`` so no
+file can run code when it is opened."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from edgeseg.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "edgeseg-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically so a crash mid-write never leaves a truncated best.pt behind."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path, "give the best.pt or last.pt that edgeseg train wrote")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
+        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"not a readable checkpoint ({reason})", path,
+                              "the file is truncated or not a PyTorch checkpoint; train again or copy it again") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError("not an edgeseg checkpoint", path,
+                              "export needs a checkpoint written by edgeseg train")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint version {state.get('version')} is newer than this edgeseg reads "
+                              f"({CHECKPOINT_VERSION})", path, "upgrade edgeseg")
+    for key in ("meta", "model"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint has no '{key}' entry", path, "train again")
+    return state
+
+
+def model_from_checkpoint(state: dict) -> torch.nn.Module:
+    """The trained model in eval mode, built from the architecture named in the checkpoint."""
+    from edgeseg.models import build_model
+
+    meta = state["meta"]
+    model = build_model(meta["arch"], meta["input"]["channels"], len(meta["classes"]),
+                        dropout=meta.get("dropout", 0.0), **meta.get("arch_kwargs", {}))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"weights do not fit architecture '{meta['arch']}' "
+                              f"({str(e).splitlines()[0][:120]})") from None
+    return model.eval()

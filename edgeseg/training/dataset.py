@@ -1,0 +1,161 @@
+"""Training and validation samples, decoded once and kept in memory.
+
+Training images are cached at most twice the input size per side (crops stay sharp, memory
+stays small); validation images are stretched to the input size once, as the runtime does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from edgeseg.data import IGNORE_ID, DatasetLayout, Sample
+from edgeseg.data.imageio import read_image, read_mask
+from edgeseg.errors import DatasetError
+from edgeseg.progress import progress
+from edgeseg.training.augment import AugmentConfig, augment_pair, resize_pair
+
+
+def infer_channels(layout: DatasetLayout, stems: list[str], probe: int = 16) -> int:
+    """1 if the images are grayscale (or colour with equal channels), else 3."""
+    for stem in stems[:probe]:
+        image = read_image(layout.images[stem])
+        if image.ndim == 3 and not (np.array_equal(image[..., 0], image[..., 1])
+                                    and np.array_equal(image[..., 1], image[..., 2])):
+            return 3
+    return 1
+
+
+def _load(sample: Sample, layout: DatasetLayout, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    image = read_image(sample.image, channels)
+    mask = read_mask(sample.mask, layout.classes)
+    if image.shape[:2] != mask.shape[:2]:
+        raise DatasetError(f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                           f"{image.shape[1]}x{image.shape[0]}", sample.mask,
+                           "masks must match their images pixel for pixel (edgeseg data check lists all)")
+    return image, mask
+
+
+def _shrink(image: np.ndarray, mask: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = mask.shape
+    if max(h, w) <= limit:
+        return image, mask
+    f = limit / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+
+
+def load_split(layout: DatasetLayout, split: str, channels: int, size: int, train: bool):
+    images, masks = [], []
+    samples = layout.samples(split)
+    for sample in progress(samples, desc=f"loading {split}", unit="img", leave=False):
+        image, mask = _load(sample, layout, channels)
+        image, mask = _shrink(image, mask, 2 * size) if train else resize_pair(image, mask, size)
+        images.append(image)
+        masks.append(mask)
+    return images, masks
+
+
+def class_statistics(masks: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel count per class and, per image, which classes it contains (n_images, n_classes)."""
+    pixels = np.zeros(num_classes, np.int64)
+    present = np.zeros((len(masks), num_classes), bool)
+    for i, mask in enumerate(masks):
+        counts = np.bincount(mask.ravel(), minlength=256)[:num_classes]
+        pixels += counts
+        present[i] = counts > 0
+    return pixels, present
+
+
+def class_weights(pixels: np.ndarray, mode: str, max_weight: float) -> np.ndarray | None:
+    """Loss weights from pixel frequency, 1.0 for the most frequent class, capped at max_weight."""
+    if mode == "none":
+        return None
+    freq = np.maximum(pixels / max(pixels.sum(), 1), 1e-8)
+    ratio = freq.max() / freq
+    weights = np.sqrt(ratio) if mode == "sqrt" else ratio
+    weights[pixels == 0] = 1.0
+    return np.minimum(weights, max_weight).astype(np.float32)
+
+
+def repeat_factors(present: np.ndarray, threshold: float, background_only: float = 1.0) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS 2019): an image is repeated
+    max(1, sqrt(threshold / f)) times per epoch for the rarest class it holds, f being the
+    fraction of images that hold that class. Images of class 0 alone (defect-free parts) are
+    drawn with probability ``background_only`` instead."""
+    if threshold <= 0:
+        factors = np.ones(len(present))
+    else:
+        image_freq = present.mean(0)
+        with np.errstate(divide="ignore"):
+            per_class = np.where(image_freq > 0, np.maximum(1.0, np.sqrt(threshold / image_freq)), 1.0)
+        factors = np.array([per_class[row].max() if row.any() else 1.0 for row in present])
+    defect_free = ~present[:, 1:].any(1)
+    factors[defect_free] = background_only
+    return factors
+
+
+def epoch_indices(factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's sample order: each image floor(r) times plus once more with probability frac(r)."""
+    whole = np.floor(factors).astype(int)
+    extra = rng.random(len(factors)) < (factors - whole)
+    indices = np.repeat(np.arange(len(factors)), whole + extra)
+    rng.shuffle(indices)
+    return indices
+
+
+def channel_stats(images: list[np.ndarray], channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images, in 0..1 units."""
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    count = 0
+    for image in images:
+        x = image.reshape(-1, channels).astype(np.float64) / 255.0
+        total += x.sum(0)
+        total_sq += (x * x).sum(0)
+        count += x.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-6))
+    return mean.tolist(), std.tolist()
+
+
+def to_tensor_batch(images: list[np.ndarray], masks: list[np.ndarray], mean: list[float], std: list[float]):
+    """uint8 HW[C] images -> normalised float NCHW; masks -> int64 NHW."""
+    x = np.stack(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    x = ((x - m) / s).contiguous()
+    y = torch.from_numpy(np.stack(masks)).long()
+    return x, y
+
+
+class TrainBatches:
+    """Augmented training batches for one epoch, drawn with repeat-factor sampling."""
+
+    def __init__(self, images, masks, size: int, batch_size: int, factors: np.ndarray,
+                 augment: AugmentConfig, mean, std):
+        self.images, self.masks = images, masks
+        self.size, self.batch_size = size, batch_size
+        self.factors, self.augment = factors, augment
+        self.mean, self.std = mean, std
+
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.factors.sum() / self.batch_size))
+
+    def epoch(self, rng: np.random.Generator):
+        order = epoch_indices(self.factors, rng)
+        for start in range(0, len(order), self.batch_size):
+            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng)
+                     for i in order[start:start + self.batch_size]]
+            yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
+
+
+__all__ = ["IGNORE_ID", "TrainBatches", "load_split", "infer_channels", "class_statistics",
+           "class_weights", "repeat_factors", "channel_stats", "to_tensor_batch"]

@@ -1,0 +1,193 @@
+"""The training loop: AdamW, warm-up then cosine schedule, evaluation every epoch, the best
+checkpoint kept, resumable, seeded."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+import edgeseg
+from edgeseg.data import DatasetLayout
+from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.metrics import confusion_matrix, iou_report
+from edgeseg.models import build_model, get_architecture
+from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
+                                      infer_channels, load_split, repeat_factors, to_tensor_batch)
+from edgeseg.training.losses import SegmentationLoss
+from edgeseg.progress import progress
+from edgeseg.training.plots import plot_history
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_metrics: dict
+    history: list[dict]
+    wall_seconds: float
+
+
+def cpu_has_bf16() -> bool:
+    """AMX or AVX-512 BF16: bfloat16 matmuls and convolutions run natively."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on norms and biases (it only fights their scale)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _schedule(total_steps: int, warmup_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        done = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model, images, masks, mean, std, num_classes: int, batch_size: int = 16) -> np.ndarray:
+    """Confusion matrix of the model (fp32, eval mode) on pre-resized validation samples."""
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    for start in range(0, len(images), batch_size):
+        x, y = to_tensor_batch(images[start:start + batch_size], masks[start:start + batch_size], mean, std)
+        pred = model(x).argmax(1).to(torch.uint8).numpy()
+        confusion += confusion_matrix(pred, y.numpy(), num_classes)
+    return confusion
+
+
+def _describe(report: dict) -> str:
+    per = ", ".join(f"{k} {('—' if v is None else f'{v:.2f}')}" for k, v in report["per_class_iou"].items())
+    return f"mIoU {report['miou']:.3f} (defects {report['defect_miou']:.3f}; {per})"
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    cfg.validate()
+    arch = get_architecture(cfg.arch)
+    if cfg.input_size % arch.stride:
+        raise ConfigError(f"input size {cfg.input_size} is not a multiple of {arch.name}'s stride {arch.stride}")
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    rng = _seed_everything(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    layout = DatasetLayout.open(cfg.data)
+    table = layout.classes
+    num_classes = table.num_classes
+    channels = cfg.channels or infer_channels(layout, layout.split_stems("train"))
+    size = cfg.input_size
+
+    train_images, train_masks = load_split(layout, "train", channels, size, train=True)
+    val_images, val_masks = load_split(layout, "val", channels, size, train=False)
+    mean, std = channel_stats(train_images, channels)
+    pixels, present = class_statistics(train_masks, num_classes)
+    weights = class_weights(pixels, cfg.class_weights, cfg.max_class_weight)
+    factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
+    batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std)
+
+    model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
+    criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    steps = batches.steps_per_epoch()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps))))
+    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+
+    meta = {
+        "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "dropout": cfg.dropout,
+        "classes": table.to_list(),
+        "input": {"height": size, "width": size, "channels": channels,
+                  "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear"},
+        "normalization": {"mean": mean, "std": std},
+        "data": str(Path(cfg.data).resolve()),
+        "edgeseg_version": edgeseg.__version__,
+        "train_config": json.loads(json.dumps(cfg.to_dict())),
+    }
+    history: list[dict] = []
+    best_miou, start_epoch, elapsed_before = -1.0, 0, 0.0
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume:
+        if not last_path.is_file():
+            raise CheckpointError("nothing to resume", last_path, "train without --resume first")
+        state = load_checkpoint(last_path)
+        if state["meta"]["arch"] != cfg.arch or len(state["meta"]["classes"]) != num_classes:
+            raise CheckpointError("the checkpoint was trained with another architecture or class table",
+                                  last_path, "resume with the same settings, or train into a new --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best_miou = state["history"], state["best_miou"]
+        start_epoch, elapsed_before = state["epoch"], state.get("elapsed", 0.0)
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    started = time.perf_counter() - elapsed_before
+    names = table.names
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        losses = []
+        bar = progress(batches.epoch(rng), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=not show_progress, leave=False)
+        for x, y in bar:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
+                            best_miou=f"{max(best_miou, 0):.3f}")
+        report = iou_report(evaluate(model, val_images, val_masks, mean, std, num_classes), names)
+        elapsed = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
+                        "elapsed_s": round(elapsed, 1)})
+        improved = report["miou"] > best_miou
+        if improved:
+            best_miou = report["miou"]
+            save_checkpoint(best_path, {"meta": {**meta, "metrics": report, "epoch": epoch + 1},
+                                        "model": model.state_dict()})
+        save_checkpoint(last_path, {
+            "meta": {**meta, "metrics": report, "epoch": epoch + 1}, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+            "history": history, "best_miou": best_miou, "elapsed": elapsed,
+            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+        if show_progress:
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {_describe(report)}"
+                       f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min]")
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
+            if show_progress:
+                tqdm.write(f"stopping: {cfg.max_minutes} min time limit reached")
+            break
+
+    plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
+    best = max(history, key=lambda h: h["val"]["miou"])
+    return TrainResult(best_path, last_path, best["val"], history, time.perf_counter() - started)
