@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgesegError as e:
         print(f"edgeseg: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a folder we may not write: the user's to fix, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"edgeseg: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgeseg: interrupted", file=sys.stderr)
         return 130

@@ -44,14 +44,16 @@ def measure_parity(onnx_path: Path, graph: torch.nn.Module, data: Path, split: s
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
+    graph_input = session.get_inputs()[0]
+    input_name = graph_input.name
+    static_batch = graph_input.shape[0] if isinstance(graph_input.shape[0], int) else 1
     n = len(class_names)
     ref_conf = np.zeros((n, n), np.int64)
     exp_conf = np.zeros((n, n), np.int64)
     agree, total, count = 0, 0, 0
     pairs = parity_samples(data, split, channels, height, width, limit)
     for frame, truth in progress(pairs, desc="parity", unit="img", disable=not show_progress, leave=False):
-        batch = np.ascontiguousarray(frame[None])
+        batch = np.ascontiguousarray(np.repeat(frame[None], static_batch, axis=0))
         exported = session.run(None, {input_name: batch})[0][0]
         out = graph(torch.from_numpy(batch))
         reference = (out[0] if isinstance(out, tuple) else out)[0].numpy()

@@ -19,7 +19,8 @@ from edgeseg.data.classes import IGNORE_ID
 
 @dataclass
 class AugmentConfig:
-    scale: tuple[float, float] = (0.35, 1.0)  # crop area as a fraction of the image
+    scale: tuple[float, float] = (0.5, 1.0)  # crop area as a fraction of the image
+    defect_centred: float = 0.5  # share of crops centred on a defect pixel, where the image has one
     aspect: tuple[float, float] = (0.75, 1.333)
     rotate_degrees: float = 20.0
     rotate_90: bool = True  # also turn by a random multiple of 90 degrees
@@ -39,17 +40,35 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | N
     with a whole frame."""
     size = (width, height or width)
     return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
-def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """2x3 map from output pixel to source pixel."""
+def defect_pixels(mask: np.ndarray, limit: int = 512, seed: int = 0) -> np.ndarray:
+    """Up to ``limit`` (x, y) coordinates of defect pixels (class > 0, not ignored), for crops
+    centred on defects."""
+    ys, xs = np.nonzero((mask > 0) & (mask != IGNORE_ID))
+    if len(xs) > limit:
+        keep = np.random.default_rng(seed).choice(len(xs), limit, replace=False)
+        xs, ys = xs[keep], ys[keep]
+    return np.stack([xs, ys], 1).astype(np.float32)
+
+
+def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Generator,
+              focus: np.ndarray | None = None) -> np.ndarray:
+    """2x3 map from output pixel to source pixel. With ``focus`` (defect pixel coordinates), the
+    crop is centred near one of them."""
     area = rng.uniform(*cfg.scale)
     aspect = math.exp(rng.uniform(math.log(cfg.aspect[0]), math.log(cfg.aspect[1])))
     cw = min(1.0, math.sqrt(area * aspect)) * w
     ch = min(1.0, math.sqrt(area / aspect)) * h
-    cx = rng.uniform(cw / 2, w - cw / 2)
-    cy = rng.uniform(ch / 2, h - ch / 2)
+    if focus is not None and len(focus) and rng.random() < cfg.defect_centred:
+        fx_, fy_ = focus[rng.integers(len(focus))]
+        # the defect lands anywhere in the middle half of the crop, the crop stays inside the image
+        cx = float(np.clip(fx_ + rng.uniform(-cw / 4, cw / 4), cw / 2, w - cw / 2))
+        cy = float(np.clip(fy_ + rng.uniform(-ch / 4, ch / 4), ch / 2, h - ch / 2))
+    else:
+        cx = rng.uniform(cw / 2, w - cw / 2)
+        cy = rng.uniform(ch / 2, h - ch / 2)
     theta = math.radians(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees))
     if cfg.rotate_90:
         theta += rng.integers(4) * math.pi / 2
@@ -84,9 +103,10 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 
 
 def augment_pair(image: np.ndarray, mask: np.ndarray, size: int, cfg: AugmentConfig,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random training view of (image, mask) at size x size; mask ids are never interpolated."""
-    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng)
+                 rng: np.random.Generator, focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A random training view of (image, mask) at size x size; mask ids are never interpolated.
+    ``focus``: defect pixel coordinates (``defect_pixels``) for defect-centred crops."""
+    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng, focus)
     flags = cv2.WARP_INVERSE_MAP
     out_image = cv2.warpAffine(image, matrix, (size, size), flags=flags | cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT_101)
@@ -95,4 +115,4 @@ def augment_pair(image: np.ndarray, mask: np.ndarray, size: int, cfg: AugmentCon
     return _photometric(out_image, cfg, rng), out_mask
 
 
-__all__ = ["AugmentConfig", "augment_pair", "resize_pair", "IGNORE_ID"]
+__all__ = ["AugmentConfig", "augment_pair", "defect_pixels", "resize_pair"]

@@ -16,7 +16,7 @@ from edgeseg.data import IGNORE_ID, DatasetLayout, Sample
 from edgeseg.data.imageio import read_image, read_mask
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
-from edgeseg.training.augment import AugmentConfig, augment_pair, resize_pair
+from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
 
 
 def infer_channels(layout: DatasetLayout, stems: list[str], probe: int = 16) -> int:
@@ -46,7 +46,7 @@ def _shrink(image: np.ndarray, mask: np.ndarray, limit: int) -> tuple[np.ndarray
     f = limit / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
     return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST))
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 def load_split(layout: DatasetLayout, split: str, channels: int, size: int, train: bool):
@@ -145,6 +145,7 @@ class TrainBatches:
         self.size, self.batch_size = size, batch_size
         self.factors, self.augment = factors, augment
         self.mean, self.std = mean, std
+        self.focus = [defect_pixels(m, seed=i) for i, m in enumerate(masks)]
 
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.factors.sum() / self.batch_size))
@@ -152,7 +153,7 @@ class TrainBatches:
     def epoch(self, rng: np.random.Generator):
         order = epoch_indices(self.factors, rng)
         for start in range(0, len(order), self.batch_size):
-            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng)
+            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i])
                      for i in order[start:start + self.batch_size]]
             yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 

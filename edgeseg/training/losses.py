@@ -9,7 +9,11 @@ from edgeseg.data.classes import IGNORE_ID
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """1 - mean soft dice over classes, computed over the whole batch."""
+    """1 - mean soft dice over the classes present in the batch's target.
+
+    Classes absent from the target are left out: their dice can only be raised by predicting
+    nothing, which on rare-defect data pushes the model to predict background everywhere.
+    """
     num_classes = logits.shape[1]
     valid = (target != IGNORE_ID).unsqueeze(1)
     probs = logits.float().softmax(1) * valid
@@ -17,7 +21,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     dims = (0, 2, 3)
     inter = (probs * onehot).sum(dims)
     total = probs.sum(dims) + onehot.sum(dims)
-    return 1.0 - ((2 * inter + smooth) / (total + smooth)).mean()
+    present = onehot.sum(dims) > 0
+    dice = (2 * inter + smooth) / (total + smooth)
+    return 1.0 - dice[present].mean()
 
 
 class SegmentationLoss(torch.nn.Module):

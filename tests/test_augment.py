@@ -1,0 +1,84 @@
+import cv2
+import numpy as np
+
+from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
+
+NO_PHOTOMETRIC = dict(brightness=0.0, contrast=0.0, gamma=0.0, saturation=0.0, hue_degrees=0.0, noise_std=0.0)
+
+
+def blocky_pair(rng):
+    """A mask of large blocks and an image whose grey level encodes the class."""
+    mask = np.kron(rng.integers(0, 4, (6, 8)), np.ones((16, 16), np.int64)).astype(np.uint8)
+    return (mask * 60).astype(np.uint8), mask
+
+
+def interior(mask):
+    """Pixels whose 5x5 neighbourhood holds one class, away from the reflected frame border."""
+    kernel = np.ones((5, 5), np.uint8)
+    inside = cv2.dilate(mask, kernel) == cv2.erode(mask, kernel)
+    inside[:3], inside[-3:], inside[:, :3], inside[:, -3:] = False, False, False, False
+    return inside
+
+
+def test_mask_labels_are_never_interpolated_and_stay_aligned():
+    rng = np.random.default_rng(0)
+    image, mask = blocky_pair(rng)
+    cfg = AugmentConfig(**NO_PHOTOMETRIC)
+    for _ in range(20):
+        out_img, out_mask = augment_pair(image, mask, 64, cfg, rng)
+        assert out_img.shape == out_mask.shape == (64, 64)
+        assert set(np.unique(out_mask)) <= set(np.unique(mask))
+        inside = interior(out_mask)
+        assert inside.mean() > 0.3
+        assert np.array_equal(out_img[inside], out_mask[inside] * 60)
+
+
+def test_identity_geometry_equals_the_runtime_resize():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (50, 70), np.uint8)
+    mask = rng.integers(0, 3, (50, 70), np.uint8)
+    cfg = AugmentConfig(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False,
+                        hflip=0.0, vflip=0.0, **NO_PHOTOMETRIC)
+    out_img, out_mask = augment_pair(image, mask, 32, cfg, rng)
+    ref_img, ref_mask = resize_pair(image, mask, 32)
+    assert np.abs(out_img.astype(int) - ref_img).max() <= 1
+    assert (out_mask == ref_mask).mean() > 0.97
+
+
+def test_flips_and_rotations_move_image_and_mask_together():
+    image = np.zeros((32, 32), np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:8, :8] = 1
+    image[:8, :8] = 200
+    cfg = AugmentConfig(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=True,
+                        hflip=0.5, vflip=0.5, **NO_PHOTOMETRIC)
+    rng = np.random.default_rng(2)
+    corners = set()
+    for _ in range(30):
+        out_img, out_mask = augment_pair(image, mask, 32, cfg, rng)
+        assert np.array_equal(out_img == 200, out_mask == 1)
+        ys, xs = np.nonzero(out_mask)
+        corners.add((ys.mean() > 16, xs.mean() > 16))
+    assert len(corners) == 4  # the defect visited every corner
+
+
+def test_photometric_jitter_changes_the_image_only():
+    rng = np.random.default_rng(3)
+    image, mask = blocky_pair(rng)
+    fixed = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
+    plain_img, plain_mask = augment_pair(image, mask, 64, AugmentConfig(**fixed, **NO_PHOTOMETRIC), rng)
+    jitter_img, jitter_mask = augment_pair(image, mask, 64, AugmentConfig(**fixed, brightness=0.3), rng)
+    assert np.array_equal(plain_mask, jitter_mask)
+    assert not np.array_equal(plain_img, jitter_img)
+
+
+def test_defect_centred_crops_hold_the_defect():
+    mask = np.zeros((200, 200), np.uint8)
+    mask[10:14, 180:184] = 2
+    image = mask * 100
+    cfg = AugmentConfig(scale=(0.1, 0.1), defect_centred=1.0, **NO_PHOTOMETRIC)
+    rng = np.random.default_rng(4)
+    focus = defect_pixels(mask)
+    hits = sum((augment_pair(image, mask, 32, cfg, rng, focus)[1] == 2).any() for _ in range(20))
+    misses = sum((augment_pair(image, mask, 32, cfg, rng, None)[1] == 2).any() for _ in range(20))
+    assert hits == 20 and misses < 10

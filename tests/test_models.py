@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from edgeseg.cli import main
+from edgeseg.errors import ConfigError
+from edgeseg.models import ARCHITECTURES, build_model
+from edgeseg.models.complexity import count_gflops, count_parameters
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_is_per_pixel_logits_at_input_size(name, channels):
+    model = build_model(name, channels, 5).eval()
+    for h, w in [(64, 64), (96, 128)]:
+        with torch.no_grad():
+            out = model(torch.zeros(2, channels, h, w))
+        assert out.shape == (2, 5, h, w)
+
+
+def test_lraspp_is_lighter_than_unet():
+    unet, mobile = build_model("unet", 1, 6), build_model("mobile-lraspp", 1, 6)
+    assert count_gflops(mobile, 1, 512) < count_gflops(unet, 1, 512) / 5
+    assert 0.1e6 < count_parameters(mobile) < 5e6 and 0.1e6 < count_parameters(unet) < 5e6
+
+
+def test_gflops_counts_a_known_convolution():
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+    assert count_gflops(conv, 1, 10) == pytest.approx(2 * 4 * 9 * 100 / 1e9)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    with pytest.raises(ConfigError, match="choose one of"):
+        build_model("resnet", 1, 2)
+
+
+def test_models_command_lists_params_and_gflops(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "unet" in out and "mobile-lraspp" in out and "GFLOPs@512" in out

@@ -1,0 +1,115 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.dataset import class_weights, epoch_indices, repeat_factors
+from edgeseg.training.losses import dice_loss
+from edgeseg.training.trainer import train
+
+
+def test_rare_classes_get_more_weight_and_more_draws():
+    weights = class_weights(np.array([1_000_000, 10_000, 100]), "sqrt", max_weight=50)
+    assert weights[0] == 1.0 and weights[0] < weights[1] < weights[2] <= 50
+    present = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 1]] * 5, bool)
+    factors = repeat_factors(present, threshold=0.8, background_only=0.5)
+    assert factors[3] > factors[1] > 1.0 and factors[0] == 0.5
+    counts = np.bincount(epoch_indices(factors, np.random.default_rng(0)), minlength=len(factors))
+    assert counts[3] >= counts[1] >= 1
+
+
+def test_dice_is_zero_for_a_perfect_prediction_and_ignores_unlabelled():
+    target = torch.tensor([[[0, 1], [1, 255]]])
+    logits = torch.nn.functional.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 50
+    logits[0, :, 1, 1] = torch.tensor([-50.0, 50.0])  # wrong on the ignored pixel: must not matter
+    assert dice_loss(logits, target).item() < 1e-3
+
+
+def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_run):
+    state = load_checkpoint(trained_run.best_checkpoint)
+    meta = state["meta"]
+    assert meta["arch"] == "unet" and meta["input"]["channels"] == 1 and meta["input"]["height"] == 64
+    assert [c["name"] for c in meta["classes"]][:2] == ["background", "pit"]
+    assert len(meta["normalization"]["mean"]) == 1 and meta["metrics"]["miou"] >= 0
+    assert model_from_checkpoint(state)(torch.zeros(1, 1, 64, 64)).shape == (1, 5, 64, 64)
+    history = json.loads((trained_run.best_checkpoint.parent / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (trained_run.best_checkpoint.parent / "iou.png").stat().st_size > 1000
+
+
+def test_training_learns_the_synthetic_defects(synth_data, tmp_path):
+    cfg = TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=6, batch_size=8,
+                      arch_kwargs={"base": 8}, seed=0, lr=5e-3)
+    result = train(cfg, show_progress=False)
+    first, best = result.history[0]["val"], result.best_metrics
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert best["miou"] > first["miou"] and best["per_class_iou"]["background"] > 0.8
+
+
+def test_resume_continues_where_it_stopped(synth_data, tmp_path):
+    common = dict(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=8,
+                  arch_kwargs={"base": 8}, seed=2)
+    train(TrainConfig(epochs=1, **common), show_progress=False)
+    resumed = train(TrainConfig(epochs=2, **common), resume=True, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_resume_without_a_run_is_a_clear_error(synth_data, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(TrainConfig(data=str(synth_data), out=str(tmp_path / "new"), input_size=64, epochs=1),
+              resume=True, show_progress=False)
+
+
+def test_seeded_runs_are_identical(synth_data, tmp_path):
+    common = dict(data=str(synth_data), input_size=64, epochs=1, batch_size=8, arch_kwargs={"base": 8},
+                  seed=5, bf16="off")
+    a = train(TrainConfig(out=str(tmp_path / "a"), **common), show_progress=False)
+    b = train(TrainConfig(out=str(tmp_path / "b"), **common), show_progress=False)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
+    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"),
+])
+def test_bad_settings_are_refused(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(data="x", **change).validate()
+
+
+def test_unknown_yaml_setting_is_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_truncated_checkpoint_is_refused(trained_run, tmp_path):
+    data = trained_run.best_checkpoint.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an edgeseg checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("code ran while loading",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "edgeseg-checkpoint", "meta": _Payload(), "model": {}}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert "code ran" not in capsys.readouterr().out
