@@ -82,3 +82,14 @@ def test_defect_centred_crops_hold_the_defect():
     hits = sum((augment_pair(image, mask, 32, cfg, rng, focus)[1] == 2).any() for _ in range(20))
     misses = sum((augment_pair(image, mask, 32, cfg, rng, None)[1] == 2).any() for _ in range(20))
     assert hits == 20 and misses < 10
+
+
+def test_patch_crops_keep_the_model_scale():
+    # vertical stripes 8 px wide once the 200 px image is stretched to the 100 px model input
+    mask = ((np.arange(200) // 16) % 2).astype(np.uint8)[None].repeat(100, 0)
+    cfg = AugmentConfig(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False,
+                        hflip=0.0, vflip=0.0, **NO_PHOTOMETRIC)
+    rng = np.random.default_rng(5)
+    _, crop = augment_pair(mask * 100, mask, 32, cfg, rng, view=32 / 100)
+    runs = np.diff(np.flatnonzero(np.diff(crop[0].astype(int)) != 0))
+    assert len(runs) >= 2 and all(abs(r - 8) <= 1 for r in runs)

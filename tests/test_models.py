@@ -37,3 +37,17 @@ def test_models_command_lists_params_and_gflops(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "unet" in out and "mobile-lraspp" in out and "GFLOPs@512" in out
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_class_prior_makes_an_untrained_model_predict_the_majority_class(name):
+    from edgeseg.training.dataset import log_class_prior
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = build_model(name, 1, 4).eval()
+    model.set_class_prior(torch.from_numpy(log_class_prior(np.array([970_000, 10_000, 10_000, 10_000]))))
+    with torch.no_grad():
+        pred = model(torch.randn(1, 1, 64, 64)).argmax(1)
+    assert (pred == 0).float().mean() > 0.95

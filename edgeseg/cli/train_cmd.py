@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
-_OVERRIDES = ("out", "arch", "input_size", "channels", "epochs", "batch_size", "lr", "weight_decay", "dropout",
+_OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay", "dropout",
               "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed", "max_minutes",
               "threads")
 
@@ -19,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="YAML file of training settings (flags override it)")
     p.add_argument("--arch", help="unet (default) or mobile-lraspp; see edgeseg models")
     p.add_argument("--input-size", type=int, help="square input side: 256 (default) or 512")
+    p.add_argument("--crop-size", type=int, help="train on crops of this side at the model's scale "
+                                                 "(faster, denser in small defects; default: whole images)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: as the images are")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)

@@ -1,6 +1,8 @@
 """Edge segmentation architectures, written here (no torchvision). Build side: imports torch.
 
-A new architecture is one new module and one line in ``ARCHITECTURES``.
+A new architecture is one new module and one line in ``ARCHITECTURES``. It takes
+``in_channels``, ``num_classes`` and ``dropout``, returns per-pixel logits at input size, and
+has ``set_class_prior(log_prior)`` to start its classifier from the class balance.
 """
 
 from __future__ import annotations

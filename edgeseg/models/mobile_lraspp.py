@@ -80,6 +80,12 @@ class MobileLRASPP(nn.Module):
         self.classify_context = nn.Conv2d(head_channels, num_classes, 1)
         self.classify_detail = nn.Conv2d(detail_channels, num_classes, 1)
 
+    def set_class_prior(self, log_prior: torch.Tensor) -> None:
+        """Start from the class frequencies; the two classifiers are summed, so each takes half."""
+        with torch.no_grad():
+            self.classify_context.bias.copy_(log_prior / 2)
+            self.classify_detail.bias.copy_(log_prior / 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         x = self.stem(x)

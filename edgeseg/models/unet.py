@@ -42,6 +42,12 @@ class CompactUNet(nn.Module):
         self.ups = nn.ModuleList(Up(c[i + 1], c[i], c[i]) for i in reversed(range(4)))
         self.head = nn.Conv2d(c[0], num_classes, 1)
 
+    def set_class_prior(self, log_prior: torch.Tensor) -> None:
+        """Start from the class frequencies (Lin et al., focal loss, 2017): the model begins at
+        'all background' instead of spending its first thousand steps learning it."""
+        with torch.no_grad():
+            self.head.bias.copy_(log_prior)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for down in self.downs:

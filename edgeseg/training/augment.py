@@ -54,13 +54,14 @@ def defect_pixels(mask: np.ndarray, limit: int = 512, seed: int = 0) -> np.ndarr
 
 
 def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Generator,
-              focus: np.ndarray | None = None) -> np.ndarray:
-    """2x3 map from output pixel to source pixel. With ``focus`` (defect pixel coordinates), the
-    crop is centred near one of them."""
+              focus: np.ndarray | None = None, view: float = 1.0) -> np.ndarray:
+    """2x3 map from output pixel to source pixel. ``view``: the side of the crop as a fraction of
+    the image before scale jitter (1: the whole image; input/crop size for patch training at the
+    model's own scale). With ``focus`` (defect pixel coordinates), the crop is centred near one."""
     area = rng.uniform(*cfg.scale)
     aspect = math.exp(rng.uniform(math.log(cfg.aspect[0]), math.log(cfg.aspect[1])))
-    cw = min(1.0, math.sqrt(area * aspect)) * w
-    ch = min(1.0, math.sqrt(area / aspect)) * h
+    cw = min(1.0, math.sqrt(area * aspect) * view) * w
+    ch = min(1.0, math.sqrt(area / aspect) * view) * h
     if focus is not None and len(focus) and rng.random() < cfg.defect_centred:
         fx_, fy_ = focus[rng.integers(len(focus))]
         # the defect lands anywhere in the middle half of the crop, the crop stays inside the image
@@ -103,10 +104,12 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 
 
 def augment_pair(image: np.ndarray, mask: np.ndarray, size: int, cfg: AugmentConfig,
-                 rng: np.random.Generator, focus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, focus: np.ndarray | None = None, view: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """A random training view of (image, mask) at size x size; mask ids are never interpolated.
-    ``focus``: defect pixel coordinates (``defect_pixels``) for defect-centred crops."""
-    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng, focus)
+    ``focus``: defect pixel coordinates (``defect_pixels``) for defect-centred crops; ``view``:
+    see ``_geometry``."""
+    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng, focus, view)
     flags = cv2.WARP_INVERSE_MAP
     out_image = cv2.warpAffine(image, matrix, (size, size), flags=flags | cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT_101)

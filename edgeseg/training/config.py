@@ -22,6 +22,7 @@ class TrainConfig:
     arch: str = "unet"
     arch_kwargs: dict = field(default_factory=dict)
     input_size: int = 256
+    crop_size: int | None = None  # train on crops of this side at the model's scale (None: whole images)
     channels: int | None = None  # None: as the data set's images are (1 for grayscale)
     epochs: int = 30
     batch_size: int = 8
@@ -44,6 +45,8 @@ class TrainConfig:
         if self.input_size % 32 or self.input_size < 64:
             raise ConfigError(f"input size {self.input_size} must be a multiple of 32 and at least 64",
                               fix="use 256 or 512")
+        if self.crop_size is not None and (self.crop_size % 32 or not 32 <= self.crop_size <= self.input_size):
+            raise ConfigError(f"crop size {self.crop_size} must be a multiple of 32 between 32 and the input size")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss '{self.loss}'", fix=f"choose one of {', '.join(LOSSES)}")
         if self.class_weights not in CLASS_WEIGHTS:

@@ -82,6 +82,13 @@ def class_weights(pixels: np.ndarray, mode: str, max_weight: float) -> np.ndarra
     return np.minimum(weights, max_weight).astype(np.float32)
 
 
+def log_class_prior(pixels: np.ndarray, floor: float = 1e-4) -> np.ndarray:
+    """Centred log pixel frequency per class, the bias that makes an untrained model predict the
+    class balance of the data."""
+    log_freq = np.log(np.maximum(pixels / max(pixels.sum(), 1), floor))
+    return (log_freq - log_freq.mean()).astype(np.float32)
+
+
 def repeat_factors(present: np.ndarray, threshold: float, background_only: float = 1.0) -> np.ndarray:
     """Repeat-factor sampling (Gupta et al., LVIS 2019): an image is repeated
     max(1, sqrt(threshold / f)) times per epoch for the rarest class it holds, f being the
@@ -137,12 +144,19 @@ def to_tensor_batch(images: list[np.ndarray], masks: list[np.ndarray], mean: lis
 
 
 class TrainBatches:
-    """Augmented training batches for one epoch, drawn with repeat-factor sampling."""
+    """Augmented training batches for one epoch, drawn with repeat-factor sampling.
+
+    With ``crop_size`` below the input size, samples are crops of that side at the model's own
+    scale (a crop_size/input_size share of the stretched image): the fully convolutional model
+    sees defects exactly as large as at inference, at a fraction of the cost per sample.
+    """
 
     def __init__(self, images, masks, size: int, batch_size: int, factors: np.ndarray,
-                 augment: AugmentConfig, mean, std):
+                 augment: AugmentConfig, mean, std, crop_size: int | None = None):
         self.images, self.masks = images, masks
-        self.size, self.batch_size = size, batch_size
+        self.size = crop_size or size
+        self.view = self.size / size
+        self.batch_size = batch_size
         self.factors, self.augment = factors, augment
         self.mean, self.std = mean, std
         self.focus = [defect_pixels(m, seed=i) for i, m in enumerate(masks)]
@@ -153,10 +167,11 @@ class TrainBatches:
     def epoch(self, rng: np.random.Generator):
         order = epoch_indices(self.factors, rng)
         for start in range(0, len(order), self.batch_size):
-            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i])
+            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
+                                  self.view)
                      for i in order[start:start + self.batch_size]]
             yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 
 
 __all__ = ["IGNORE_ID", "TrainBatches", "load_split", "infer_channels", "class_statistics",
-           "class_weights", "repeat_factors", "channel_stats", "to_tensor_batch"]
+           "class_weights", "log_class_prior", "repeat_factors", "channel_stats", "to_tensor_batch"]

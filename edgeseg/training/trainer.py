@@ -24,7 +24,8 @@ from edgeseg.models import build_model, get_architecture
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
-                                      infer_channels, load_split, repeat_factors, to_tensor_batch)
+                                      infer_channels, load_split, log_class_prior, repeat_factors,
+                                      to_tensor_batch)
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.progress import progress
 from edgeseg.training.plots import plot_history
@@ -109,9 +110,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     pixels, present = class_statistics(train_masks, num_classes)
     weights = class_weights(pixels, cfg.class_weights, cfg.max_class_weight)
     factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
-    batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std)
+    batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
+                           cfg.crop_size)
 
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
+    model.set_class_prior(torch.from_numpy(log_class_prior(pixels)))
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps = batches.steps_per_epoch()
