@@ -41,9 +41,9 @@ def test_models_command_lists_params_and_gflops(capsys):
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_class_prior_makes_an_untrained_model_predict_the_majority_class(name):
-    from edgeseg.training.dataset import log_class_prior
-
     import numpy as np
+
+    from edgeseg.training.dataset import log_class_prior
 
     torch.manual_seed(0)
     model = build_model(name, 1, 4).eval()

@@ -63,10 +63,10 @@ def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Gene
     cw = min(1.0, math.sqrt(area * aspect) * view) * w
     ch = min(1.0, math.sqrt(area / aspect) * view) * h
     if focus is not None and len(focus) and rng.random() < cfg.defect_centred:
-        fx_, fy_ = focus[rng.integers(len(focus))]
+        px, py = focus[rng.integers(len(focus))]
         # the defect lands anywhere in the middle half of the crop, the crop stays inside the image
-        cx = float(np.clip(fx_ + rng.uniform(-cw / 4, cw / 4), cw / 2, w - cw / 2))
-        cy = float(np.clip(fy_ + rng.uniform(-ch / 4, ch / 4), ch / 2, h - ch / 2))
+        cx = float(np.clip(px + rng.uniform(-cw / 4, cw / 4), cw / 2, w - cw / 2))
+        cy = float(np.clip(py + rng.uniform(-ch / 4, ch / 4), ch / 2, h - ch / 2))
     else:
         cx = rng.uniform(cw / 2, w - cw / 2)
         cy = rng.uniform(ch / 2, h - ch / 2)

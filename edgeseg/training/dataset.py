@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from edgeseg.data import IGNORE_ID, DatasetLayout, Sample
+from edgeseg.data import DatasetLayout, Sample
 from edgeseg.data.imageio import read_image, read_mask
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
@@ -173,5 +173,5 @@ class TrainBatches:
             yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 
 
-__all__ = ["IGNORE_ID", "TrainBatches", "load_split", "infer_channels", "class_statistics",
+__all__ = ["TrainBatches", "load_split", "infer_channels", "class_statistics",
            "class_weights", "log_class_prior", "repeat_factors", "channel_stats", "to_tensor_batch"]

@@ -15,19 +15,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-
 import edgeseg
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import confusion_matrix, iou_report
 from edgeseg.models import build_model, get_architecture
+from edgeseg.progress import progress
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
                                       infer_channels, load_split, log_class_prior, repeat_factors,
                                       to_tensor_batch)
 from edgeseg.training.losses import SegmentationLoss
-from edgeseg.progress import progress
 from edgeseg.training.plots import plot_history
 
 
