@@ -113,3 +113,21 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError):
         load_checkpoint(path)
     assert "code ran" not in capsys.readouterr().out
+
+
+def test_colour_masks_load_like_id_masks(synth_data, tmp_path):
+    import shutil
+
+    import cv2
+
+    from edgeseg.data import DatasetLayout
+    from edgeseg.training.dataset import load_split
+
+    colour = shutil.copytree(synth_data, tmp_path / "colour")
+    palette = DatasetLayout.open(colour).classes.palette_bgr()
+    for path in (colour / "masks").iterdir():
+        cv2.imwrite(str(path), palette[cv2.imread(str(path), cv2.IMREAD_UNCHANGED)])
+    _, id_masks = load_split(DatasetLayout.open(synth_data), "val", 1, 64, train=False)
+    _, colour_masks = load_split(DatasetLayout.open(colour), "val", 1, 64, train=False)
+    assert all(np.array_equal(a, b) for a, b in zip(id_masks, colour_masks))
+    assert any((m > 0).any() for m in colour_masks)
