@@ -30,6 +30,11 @@ def test_dice_is_zero_for_a_perfect_prediction_and_ignores_unlabelled():
     assert dice_loss(logits, target).item() < 1e-3
 
 
+def test_dice_of_an_all_unlabelled_batch_is_zero_not_nan():
+    loss = dice_loss(torch.randn(1, 3, 4, 4, requires_grad=True), torch.full((1, 4, 4), 255))
+    assert loss.item() == 0.0
+
+
 def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_run):
     state = load_checkpoint(trained_run.best_checkpoint)
     meta = state["meta"]

@@ -19,10 +19,12 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
     probs = logits.float().softmax(1) * valid
     onehot = F.one_hot(target.clamp(max=num_classes - 1).long(), num_classes).permute(0, 3, 1, 2) * valid
     dims = (0, 2, 3)
+    target_pixels = onehot.sum(dims)
+    present = target_pixels > 0
+    if not present.any():  # every pixel unlabelled: nothing to score, and a mean over nothing is NaN
+        return logits.new_zeros((), dtype=torch.float32)
     inter = (probs * onehot).sum(dims)
-    total = probs.sum(dims) + onehot.sum(dims)
-    present = onehot.sum(dims) > 0
-    dice = (2 * inter + smooth) / (total + smooth)
+    dice = (2 * inter + smooth) / (probs.sum(dims) + target_pixels + smooth)
     return 1.0 - dice[present].mean()
 
 
