@@ -85,7 +85,7 @@ def test_cli_export_prints_parity(trained_run, tmp_path):
     assert "pixel agreement with PyTorch" in result.stdout and (tmp_path / "m.onnx").is_file()
 
 
-def test_unwritable_output_is_one_line(tmp_path, synth_data):
+def test_unwritable_output_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     result = edgeseg("data", "synth", "-o", blocker / "sub", "--count", "2")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
-_OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay", "dropout",
-              "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed", "max_minutes",
-              "threads")
+_OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay",
+              "dropout", "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed",
+              "max_minutes", "threads")
 
 
 def add_parser(sub) -> None:
