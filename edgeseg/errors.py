@@ -36,3 +36,11 @@ class ExportError(EdgesegError):
 
 class ConfigError(EdgesegError):
     """A command-line option or configuration value that cannot work."""
+
+
+class BundleError(EdgesegError):
+    """A bundle that is incomplete, edited after it was built, or built for another machine."""
+
+
+class EngineError(EdgesegError):
+    """A backend that is missing, cannot build or load a model, or fails at run time."""

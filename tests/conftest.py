@@ -36,3 +36,42 @@ def magnetic_tile() -> Path:
     if not (MAGNETIC_TILE / "classes.csv").is_file():
         pytest.fail(f"the shared magnetic-tile data set is missing at {MAGNETIC_TILE}")
     return MAGNETIC_TILE
+
+
+@pytest.fixture(scope="session")
+def exported_graph(trained_run, synth_data, tmp_path_factory) -> Path:
+    """The trained U-Net exported to ONNX at its 64 px training size."""
+    from edgeseg.export.onnx_export import ExportOptions, export_onnx
+
+    out = tmp_path_factory.mktemp("graph") / "model.onnx"
+    return export_onnx(ExportOptions(str(trained_run.best_checkpoint), str(out), data=str(synth_data)),
+                       show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def exported_graph_128(trained_run, synth_data, tmp_path_factory) -> Path:
+    """The same model exported at 128 px: buffers large enough that a copy of one shows clearly."""
+    from edgeseg.export.onnx_export import ExportOptions, export_onnx
+
+    out = tmp_path_factory.mktemp("graph128") / "model.onnx"
+    return export_onnx(ExportOptions(str(trained_run.best_checkpoint), str(out), data=str(synth_data),
+                                     height=128, width=128), show_progress=False).path
+
+
+@pytest.fixture(scope="session")
+def bundle_factory(exported_graph, exported_graph_128, synth_data, tmp_path_factory):
+    """Compile (backend, precision) bundles once per session."""
+    from edgeseg.export.compile import CompileOptions, compile_bundle
+
+    built = {}
+
+    def make(backend: str, precision: str, size: int = 64, **options):
+        key = (backend, precision, size, tuple(sorted(options.items())))
+        if key not in built:
+            out = tmp_path_factory.mktemp("bundle") / f"{backend}-{precision}-{size}"
+            graph = exported_graph if size == 64 else exported_graph_128
+            built[key] = compile_bundle(CompileOptions(
+                str(graph), str(out), backend=backend, precision=precision, calib=str(synth_data),
+                data=str(synth_data), force=precision == "int8", options=options), show_progress=False)
+        return built[key]
+    return make

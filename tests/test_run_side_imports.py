@@ -3,14 +3,17 @@
 import subprocess
 import sys
 
-RUN_SIDE = ["edgeseg", "edgeseg.data", "edgeseg.data.check", "edgeseg.data.synth", "edgeseg.metrics",
-            "edgeseg.cli", "edgeseg.errors", "edgeseg.progress"]
+RUN_SIDE = ["edgeseg", "edgeseg.data", "edgeseg.data.check", "edgeseg.data.synth", "edgeseg.data.frames",
+            "edgeseg.metrics", "edgeseg.cli", "edgeseg.errors", "edgeseg.progress", "edgeseg.engines",
+            "edgeseg.engines.bundle", "edgeseg.engines.accuracy", "edgeseg.engines.openvino_engine",
+            "edgeseg.engines.onnxruntime_engine", "edgeseg.engines.tensorrt_engine"]
 
 
 def test_run_side_imports_neither_torch_nor_onnx():
     code = (f"import sys\nfor m in {RUN_SIDE!r}: __import__(m)\n"
             "from edgeseg.cli import build_parser; build_parser()\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'onnxslim'))\n"
+            "heavy = sorted(m for m in sys.modules\n"
+            "               if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'onnxslim', 'openvino', 'nncf'))\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"run side imported: {out.stdout.strip()}"
@@ -21,3 +24,13 @@ def test_build_side_does_import_torch():
     code = "import sys, edgeseg.models; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_running_a_bundle_needs_only_its_backend(bundle_factory):
+    for backend in ("openvino", "onnxruntime"):
+        path = bundle_factory(backend, "fp32").path
+        code = ("import sys\nfrom edgeseg.engines import open_engine\n"
+                f"e = open_engine({str(path)!r}); e.infer()\n"
+                "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', 'nncf', 'onnxslim'})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "", f"{backend} engine imported: {out.stdout.strip()}"

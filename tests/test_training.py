@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.metrics import iou_report
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.dataset import class_weights, epoch_indices, repeat_factors
+from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import dice_loss
-from edgeseg.training.trainer import train
+from edgeseg.training.trainer import evaluate, train
 
 
 def test_rare_classes_get_more_weight_and_more_draws():
@@ -60,6 +62,23 @@ def test_resume_continues_where_it_stopped(synth_data, tmp_path):
     common = dict(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=8,
                   arch_kwargs={"base": 8}, seed=2)
     train(TrainConfig(epochs=1, **common), show_progress=False)
+    resumed = train(TrainConfig(epochs=2, **common), resume=True, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_moving_average_is_what_is_evaluated_kept_and_resumed(synth_data, tmp_path):
+    common = dict(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=8,
+                  arch_kwargs={"base": 8}, seed=3, ema_decay=0.9, bf16="off")
+    first = train(TrainConfig(epochs=1, **common), show_progress=False)
+    best, last = load_checkpoint(first.best_checkpoint), load_checkpoint(first.last_checkpoint)
+    name = next(k for k in best["model"] if k.endswith("weight"))
+    assert not torch.equal(best["model"][name], last["model"][name])  # averaged, not the raw weights
+    model = model_from_checkpoint(best)
+    layout = DatasetLayout.open(synth_data)
+    images, masks = load_split(layout, "val", best["meta"]["input"]["channels"], 64, train=False)
+    norm = best["meta"]["normalization"]
+    confusion = evaluate(model, images, masks, norm["mean"], norm["std"], layout.classes.num_classes)
+    assert iou_report(confusion, layout.classes.names)["miou"] == pytest.approx(best["meta"]["metrics"]["miou"])
     resumed = train(TrainConfig(epochs=2, **common), resume=True, show_progress=False)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
 

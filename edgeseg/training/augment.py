@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from edgeseg.data.classes import IGNORE_ID
+from edgeseg.data.frames import resize_pair
 
 
 @dataclass
@@ -32,15 +33,6 @@ class AugmentConfig:
     saturation: float = 0.2  # colour images only
     hue_degrees: float = 6.0  # colour images only
     noise_std: float = 3.0  # Gaussian sensor noise, in grey levels
-
-
-def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Stretch a whole image and mask to width x height (square by default), as the runtime does
-    with a whole frame."""
-    size = (width, height or width)
-    return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 def defect_pixels(mask: np.ndarray, limit: int = 512, seed: int = 0) -> np.ndarray:

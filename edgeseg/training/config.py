@@ -29,6 +29,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     dropout: float = 0.1
+    ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
     warmup_epochs: float = 1.0
     loss: str = "ce+dice"
     class_weights: str = "sqrt"  # from pixel frequency in the train split
@@ -58,6 +59,8 @@ class TrainConfig:
             raise ConfigError(f"bf16 must be auto, on or off, not {self.bf16}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch size must be at least 1")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in (0, 1), not {self.ema_decay}", fix="try 0.995, or leave it unset")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
 

@@ -119,6 +119,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     steps = batches.steps_per_epoch()
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps))))
+    # The moving average smooths the step-to-step swings of small-batch training on rare classes;
+    # it averages the BatchNorm statistics too, so the averaged model is evaluated and kept as is.
+    ema = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        if cfg.ema_decay else None)
     use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
 
     meta = {
@@ -142,6 +147,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             raise CheckpointError("the checkpoint was trained with another architecture or class table",
                                   last_path, "resume with the same settings, or train into a new --out")
         model.load_state_dict(state["model"])
+        if ema is not None:
+            if "ema" not in state:
+                raise CheckpointError("the checkpoint has no moving average of the weights", last_path,
+                                      "resume with the same ema_decay, or train into a new --out")
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_miou = state["history"], state["best_miou"]
@@ -164,10 +174,13 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
                             best_miou=f"{max(best_miou, 0):.3f}")
-        report = iou_report(evaluate(model, val_images, val_masks, mean, std, num_classes), names)
+        kept = ema.module if ema is not None else model
+        report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes), names)
         elapsed = time.perf_counter() - started
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
                         "elapsed_s": round(elapsed, 1)})
@@ -175,9 +188,10 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if improved:
             best_miou = report["miou"]
             save_checkpoint(best_path, {"meta": {**meta, "metrics": report, "epoch": epoch + 1},
-                                        "model": model.state_dict()})
+                                        "model": kept.state_dict()})
         save_checkpoint(last_path, {
             "meta": {**meta, "metrics": report, "epoch": epoch + 1}, "model": model.state_dict(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
             "history": history, "best_miou": best_miou, "elapsed": elapsed,
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})

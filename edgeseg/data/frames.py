@@ -1,0 +1,85 @@
+"""Frames as the runtime sees them: whole images stretched to the model's input, for
+calibration, parity gates and verification (numpy and OpenCV only: run side)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.data.imageio import IMAGE_SUFFIXES, read_image, read_mask
+from edgeseg.data.layout import DatasetLayout
+from edgeseg.errors import DatasetError
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Stretch a whole image and mask to width x height (square by default), as the runtime does
+    with a whole frame: linear for the image, nearest for the mask so labels never blend."""
+    size = (width, height or width)
+    return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
+
+
+@dataclass
+class FrameSet:
+    """Frames (N, H, W, C) uint8 at the model's input size, with ground truth (N, H, W) where the
+    folder has masks."""
+    frames: np.ndarray
+    truth: np.ndarray | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _spread(items: list, limit: int) -> list:
+    """Up to ``limit`` items spread evenly over the list (deterministic, covers every class of
+    a sorted data set rather than its first stems)."""
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def _as_frame(image: np.ndarray) -> np.ndarray:
+    return image[..., None] if image.ndim == 2 else image
+
+
+def is_dataset(folder: Path) -> bool:
+    return (folder / "images").is_dir() and (folder / "classes.csv").is_file()
+
+
+def load_frames(folder: str | Path, channels: int, height: int, width: int, limit: int,
+                split: str | None = None, with_masks: bool = True) -> FrameSet:
+    """Frames from a data set folder (its ``split``, or every paired image) or from a plain folder
+    of images (no ground truth)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError("folder not found", folder, "give a data set folder or a folder of images")
+    if is_dataset(folder):
+        layout = DatasetLayout.open(folder)
+        stems, label = (layout.split_stems(split), split) if split else ([], "all")
+        if not stems:
+            stems, label = layout.paired_stems, "all"
+        if not stems:
+            raise DatasetError("no image in this data set has a mask", folder, "run edgeseg data check on it")
+        frames, truth = [], []
+        for stem in _spread(stems, limit):
+            image = read_image(layout.images[stem], channels)
+            if with_masks:
+                image, mask = resize_pair(image, read_mask(layout.masks[stem], layout.classes), width, height)
+                truth.append(mask)
+            else:
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+            frames.append(_as_frame(image))
+        return FrameSet(np.stack(frames), np.stack(truth) if with_masks else None, f"{folder} ({label})")
+    paths = _spread(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                    limit)
+    if not paths:
+        raise DatasetError("no images in this folder", folder,
+                           f"give a folder of {', '.join(IMAGE_SUFFIXES)} frames or a data set folder")
+    frames = [_as_frame(cv2.resize(read_image(p, channels), (width, height), interpolation=cv2.INTER_LINEAR))
+              for p in paths]
+    return FrameSet(np.stack(frames), None, str(folder))

@@ -1,0 +1,43 @@
+"""Engines: one module per backend, all behind the Engine contract (``base.py``), loaded from a
+checked bundle (``bundle.py``). Backend libraries are imported only when a backend is used, so
+importing this package pulls in neither OpenVINO, ONNX Runtime nor TensorRT."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+from edgeseg.engines.base import Engine, IOSpec
+from edgeseg.engines.bundle import Bundle
+from edgeseg.errors import ConfigError
+
+# A new backend is one module and one line here.
+BACKENDS = {
+    "openvino": "edgeseg.engines.openvino_engine",
+    "onnxruntime": "edgeseg.engines.onnxruntime_engine",
+    "tensorrt": "edgeseg.engines.tensorrt_engine",
+}
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def backend_module(name: str) -> ModuleType:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend '{name}'", fix=f"choose one of {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name])
+
+
+def open_engine(path: str | Path, requests: int = 1, batch: int | None = None, height: int | None = None,
+                width: int | None = None, **options) -> Engine:
+    """Load a bundle: verify its checksums and fingerprint, then bind preallocated buffers.
+
+    ``options`` override the backend's runtime settings recorded at build time (for OpenVINO:
+    hint, threads, streams; for ONNX Runtime: threads; for TensorRT: cuda_graph)."""
+    bundle = Bundle.read(path)
+    module = backend_module(bundle.backend)
+    bundle.check_fingerprint(module.fingerprint(bundle.manifest["engine"]))
+    spec = IOSpec.from_manifest(bundle.manifest, batch, height, width)
+    return module.load(bundle, spec, requests, **options)
+
+
+__all__ = ["BACKENDS", "PRECISIONS", "Bundle", "Engine", "IOSpec", "backend_module", "open_engine"]

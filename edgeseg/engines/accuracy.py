@@ -1,0 +1,124 @@
+"""Accuracy of an engine on real frames: pixel agreement with the fp32 reference graph and,
+where ground truth exists, per-class IoU and mIoU of both. Used by the compile-time parity gate
+and by ``edgeseg verify``; run side (numpy, and ONNX Runtime or OpenVINO for the reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.data.frames import FrameSet
+from edgeseg.engines.base import Engine
+from edgeseg.errors import EngineError
+from edgeseg.metrics import confusion_matrix, iou_report
+from edgeseg.progress import progress
+
+# The parity gate: what a compiled model must show against the fp32 reference before it is kept.
+MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "bf16": 0.99}
+MAX_INT8_MIOU_DROP = 0.01  # one mIoU point
+MIN_INT8_AGREEMENT_WITHOUT_TRUTH = 0.98
+
+
+def run_frames(engine: Engine, frames: np.ndarray, show_progress: bool = False, desc: str = "engine") -> np.ndarray:
+    """Masks of every frame through the engine's own buffers (the last batch padded by repeating)."""
+    batch = engine.spec.batch
+    masks = np.empty(frames.shape[:3], np.uint8)
+    for start in progress(range(0, len(frames), batch), desc=desc, unit="batch", disable=not show_progress,
+                          leave=False):
+        chunk = frames[start:start + batch]
+        engine.input[:len(chunk)] = chunk
+        engine.input[len(chunk):] = chunk[-1]
+        engine.infer()
+        masks[start:start + len(chunk)] = engine.mask[:len(chunk)]
+    return masks
+
+
+class ReferenceRunner:
+    """The fp32 graph as exported (already proven against PyTorch at export), on the CPU: ONNX
+    Runtime where installed, else OpenVINO held to fp32."""
+
+    def __init__(self, graph: Path):
+        self.graph = Path(graph)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            ort = None
+        if ort is not None:
+            session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+            name = session.get_inputs()[0].name
+            shape = session.get_inputs()[0].shape
+            self._run = lambda x: session.run(["mask"], {name: x})[0]
+            self.runtime = f"onnxruntime {ort.__version__}"
+        else:
+            try:
+                import openvino as ov
+            except ImportError:
+                raise EngineError("no runtime for the fp32 reference", graph,
+                                  "install onnxruntime or openvino to compare against it") from None
+            compiled = ov.Core().compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            shape = list(compiled.inputs[0].get_partial_shape())
+            shape = [d.get_length() if d.is_static else None for d in shape]
+            request = compiled.create_infer_request()
+            self._run = lambda x: request.infer({0: x})[compiled.output("mask")]
+            self.runtime = f"openvino {ov.get_version().split('-')[0]}"
+        self.batch = shape[0] if isinstance(shape[0], int) else None
+
+    def masks(self, frames: np.ndarray, show_progress: bool = False) -> np.ndarray:
+        batch = self.batch or 1
+        out = np.empty(frames.shape[:3], np.uint8)
+        for start in progress(range(0, len(frames), batch), desc="fp32 reference", unit="batch",
+                              disable=not show_progress, leave=False):
+            chunk = frames[start:start + batch]
+            if len(chunk) < batch:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
+            out[start:start + batch] = self._run(np.ascontiguousarray(chunk))[:len(out) - start]
+        return out
+
+
+@dataclass
+class AccuracyReport:
+    images: int
+    pixel_agreement: float
+    engine: dict | None  # IoU report against ground truth
+    reference: dict | None
+    source: str
+
+    @property
+    def miou_drop(self) -> float | None:
+        if self.engine is None or self.reference is None:
+            return None
+        return self.reference["miou"] - self.engine["miou"]
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "pixel_agreement": round(self.pixel_agreement, 6),
+                "miou_drop": None if self.miou_drop is None else round(self.miou_drop, 4),
+                "engine": self.engine, "reference": self.reference, "source": self.source}
+
+
+def measure(engine_masks: np.ndarray, reference_masks: np.ndarray, frames: FrameSet,
+            class_names: list[str]) -> AccuracyReport:
+    agreement = float((engine_masks == reference_masks).mean())
+    engine_iou = reference_iou = None
+    if frames.truth is not None:
+        n = len(class_names)
+        engine_iou = iou_report(confusion_matrix(engine_masks, frames.truth, n), class_names)
+        reference_iou = iou_report(confusion_matrix(reference_masks, frames.truth, n), class_names)
+    return AccuracyReport(len(frames), agreement, engine_iou, reference_iou, frames.source)
+
+
+def gate(report: AccuracyReport, precision: str) -> tuple[bool, str]:
+    """(passed, the rule in words) for a precision."""
+    if precision == "int8":
+        if report.miou_drop is not None:
+            return (report.miou_drop <= MAX_INT8_MIOU_DROP + 1e-9,
+                    f"int8 loses at most {100 * MAX_INT8_MIOU_DROP:.1f} mIoU point against the fp32 graph "
+                    f"(lost {100 * report.miou_drop:.2f})")
+        return (report.pixel_agreement >= MIN_INT8_AGREEMENT_WITHOUT_TRUTH,
+                f"without ground truth, the int8 engine agrees with the fp32 graph on at least "
+                f"{100 * MIN_INT8_AGREEMENT_WITHOUT_TRUTH:.0f} % of pixels ({100 * report.pixel_agreement:.2f} %)")
+    need = MIN_AGREEMENT[precision]
+    return (report.pixel_agreement >= need,
+            f"the {precision} engine agrees with the fp32 graph on at least {100 * need:g} % of pixels "
+            f"({100 * report.pixel_agreement:.3f} %)")

@@ -1,0 +1,187 @@
+"""``edgeseg compile``: an exported ONNX graph -> a checked bundle for one backend and precision.
+
+Steps: read the graph and its edgeseg metadata; make the precision graph (fp16, int8 from
+calibration frames); let the backend build its files in a temporary folder; write the manifest;
+load the engine from that folder exactly as the runtime will; run it and the fp32 reference on
+validation frames (the parity gate); then rename the folder into place. Below the gate nothing
+is written unless forced, and a forced bundle says so in its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import onnx
+
+import edgeseg
+from edgeseg.data.frames import FrameSet, is_dataset, load_frames
+from edgeseg.engines import PRECISIONS, backend_module, open_engine
+from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, measure, run_frames
+from edgeseg.engines.bundle import MANIFEST, sha256_file, write_manifest
+from edgeseg.errors import BundleError, ConfigError, ExportError
+from edgeseg.export.precision import MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
+
+REFERENCE_FILE = "reference.onnx"
+
+
+@dataclass
+class CompileOptions:
+    onnx: str
+    output: str
+    backend: str = "openvino"
+    precision: str = "fp32"
+    calib: str | None = None  # data set folder or folder of frames, for int8
+    calib_frames: int = MIN_CALIBRATION_FRAMES
+    data: str | None = None  # validation data set for the parity gate; default: the calibration frames
+    split: str = "val"
+    val_frames: int = 200
+    force: bool = False
+    options: dict = field(default_factory=dict)  # backend options (hint, threads, streams, ...)
+
+
+@dataclass
+class CompileResult:
+    path: Path
+    manifest: dict
+    accuracy: AccuracyReport
+    passed: bool
+    rule: str
+    warnings: list[str]
+
+
+def read_graph(path: Path) -> tuple[onnx.ModelProto, dict]:
+    """The ONNX graph and its edgeseg metadata, refusing what is corrupt or not ours."""
+    if not path.is_file():
+        raise ExportError("ONNX file not found", path, "export one with edgeseg export CKPT -o model.onnx")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ExportError(f"not a readable ONNX graph ({str(e).splitlines()[0][:160]})", path,
+                          "the file is truncated or corrupt: export it again") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if "edgeseg.input" not in props:
+        raise ExportError("this ONNX graph was not exported by edgeseg (no edgeseg metadata)", path,
+                          "export it with edgeseg export, which folds in pre- and post-processing")
+    meta = {k.removeprefix("edgeseg."): json.loads(v) if k != "edgeseg.version" else v for k, v in props.items()
+            if k.startswith("edgeseg.")}
+    return model, meta
+
+
+def _versions() -> dict:
+    versions = {"edgeseg": edgeseg.__version__, "python": platform.python_version(), "onnx": onnx.__version__}
+    for name in ("onnxruntime", "openvino", "nncf", "tensorrt"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", None) or getattr(module, "get_version", lambda: "")()
+    return versions
+
+
+def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, FrameSet]:
+    """(calibration frames or None, validation frames)."""
+    channels, height, width = spec["channels"], spec["height"], spec["width"]
+    calib = None
+    if opts.precision == "int8":
+        if not opts.calib:
+            raise ConfigError("int8 needs calibration frames", fix="give --calib DIR (a data set or a folder of frames)")
+        calib = load_frames(opts.calib, channels, height, width, opts.calib_frames, split="train",
+                            with_masks=False)
+        if len(calib) < MIN_CALIBRATION_FRAMES:
+            note(f"only {len(calib)} calibration frames (at least {MIN_CALIBRATION_FRAMES} are advised): "
+                         "int8 ranges may not cover what the camera shows")
+    elif opts.calib and opts.data:
+        note(f"--calib is only used for int8, not {opts.precision}")
+    source = opts.data or opts.calib
+    if not source:
+        raise ConfigError("the parity gate needs real frames",
+                          fix="give --data DIR (a labelled data set) or --calib DIR")
+    labelled = is_dataset(Path(source))
+    val = load_frames(source, channels, height, width, opts.val_frames,
+                      split=opts.split if opts.data else "val", with_masks=labelled)
+    return calib, val
+
+
+def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) -> CompileResult:
+    """Build, prove and write a bundle. ``warn(text)`` is told of anything worth a warning as it happens."""
+    if opts.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{opts.precision}'", fix=f"choose one of {', '.join(PRECISIONS)}")
+    module = backend_module(opts.backend)
+    if opts.precision not in module.PRECISIONS:
+        raise ConfigError(f"{opts.backend} does not take precision {opts.precision}",
+                          fix=f"{opts.backend} takes {', '.join(module.PRECISIONS)}")
+    source = Path(opts.onnx)
+    model, meta = read_graph(source)
+    spec = meta["input"]
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if warn is not None:
+            warn(text)
+
+    calib, val = _frames(opts, spec, note)
+
+    output = Path(opts.output)
+    if output.exists() and not (output / MANIFEST).is_file():
+        raise BundleError("exists and is not a bundle", output, "choose another -o, or remove it first")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        shutil.copyfile(source, work / REFERENCE_FILE)
+        graph_path = work / "graph.onnx"
+        if opts.precision == "fp16":
+            onnx.save(fp16_graph(model), str(graph_path))
+        elif opts.precision == "int8":
+            batch = spec["shape"][0] if isinstance(spec["shape"][0], int) else 1
+            onnx.save(int8_graph(model, calib.frames, spec["name"], batch), str(graph_path))
+        else:
+            shutil.copyfile(source, graph_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            engine_info = module.build(graph_path, work, opts.precision, dict(opts.options), spec)
+        engine_info["fingerprint"] = module.fingerprint(engine_info)
+        graph_path.unlink()  # built into the backend's own files
+        manifest = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "backend": opts.backend, "precision": opts.precision,
+            "classes": meta["classes"], "input": spec, "outputs": meta["outputs"], "model": meta["model"],
+            "source": {"onnx": str(source), "sha256": sha256_file(source), "reference": REFERENCE_FILE},
+            "engine": {k: v for k, v in engine_info.items() if k != "fingerprint"},
+            "fingerprint": engine_info["fingerprint"],
+            "calibration": ({"frames": len(calib), "source": calib.source} if calib is not None else None),
+            "built_with": _versions(),
+        }
+        write_manifest(work, manifest)
+        with open_engine(work) as engine:
+            engine_masks = run_frames(engine, val.frames, show_progress, f"{opts.backend} {opts.precision}")
+        reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
+        accuracy = measure(engine_masks, reference_masks, val, [c["name"] for c in meta["classes"]])
+        passed, rule = gate(accuracy, opts.precision)
+        if not passed and not opts.force:
+            raise ExportError(f"parity gate failed: {rule}", output,
+                              "no bundle written; try another precision or more calibration frames, "
+                              "or --force to keep it anyway")
+        manifest["parity"] = {**accuracy.to_dict(), "rule": rule, "passed": passed, "forced": not passed}
+        manifest["notes"] = notes
+        manifest["built_with"] = _versions()
+        manifest = write_manifest(work, manifest)
+        if output.exists():
+            old = output.with_name(f".{output.name}.old-{os.getpid()}")
+            os.replace(output, old)
+            os.replace(work, output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, output)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return CompileResult(output, manifest, accuracy, passed, rule, notes)
