@@ -168,3 +168,24 @@ def test_cli_compile_info_and_verify(exported_graph, synth_data, tmp_path):
     assert "background" in verify.stdout and "100.000 %" in verify.stdout
     missing = run("compile", str(tmp_path / "nope.onnx"), "--data", str(synth_data), "-o", str(tmp_path / "x"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr
+
+
+def test_accuracy_controlled_int8_stays_within_its_drop_on_the_labelled_frames(exported_graph, synth_data):
+    from edgeseg.export.precision import ACCURACY_CONTROL_MAX_DROP, _miou_through_onnxruntime, int8_graph
+
+    model = onnx.load(str(exported_graph))
+    labelled = load_frames(synth_data, 1, 64, 64, 24, split="train")
+    quantized = int8_graph(model, labelled.frames, "frames", 1, labelled.truth, 5)
+    assert [n.op_type for n in quantized.graph.node].count("QuantizeLinear") > 0
+    items = [(labelled.frames[i:i + 1], labelled.truth[i:i + 1]) for i in range(len(labelled))]
+    miou = _miou_through_onnxruntime(5)
+    assert miou(quantized, items) >= miou(model, items) - ACCURACY_CONTROL_MAX_DROP - 1e-9
+
+
+def test_accuracy_control_needs_a_labelled_calibration_set(exported_graph, synth_data, tmp_path):
+    import shutil
+
+    shutil.copytree(synth_data / "images", tmp_path / "frames")
+    with pytest.raises(ConfigError, match="labelled data set"):
+        compile_bundle(CompileOptions(str(exported_graph), str(tmp_path / "b"), precision="int8",
+                                      calib=str(tmp_path / "frames"), accuracy_control=True), False)

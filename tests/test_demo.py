@@ -6,6 +6,11 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
                  "--input-size", "64", "--epochs", "1"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "pixel agreement with PyTorch" in out
+    assert "pixel agreement with PyTorch" in out and "pixel agreement with fp32" in out
     for path in ("data/classes.csv", "run/best.pt", "run/iou.png", "model.onnx"):
         assert (tmp_path / "demo" / path).is_file(), path
+    bundles = list((tmp_path / "demo").glob("bundle-openvino-*/manifest.json"))
+    assert len(bundles) == 1
+    from edgeseg.engines.bundle import Bundle
+
+    assert Bundle.read(bundles[0].parent).manifest["parity"]["passed"]

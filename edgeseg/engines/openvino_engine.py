@@ -22,8 +22,9 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 HINTS = ("latency", "throughput")
 DEFAULT_OPTIONS = {"device": "CPU", "hint": "latency", "threads": None, "streams": None}
 # Set explicitly: on CPUs with AMX, OpenVINO would otherwise run an fp32 graph in bf16.
-# int8 graphs keep their non-quantized layers (the classifier, softmax) in fp32.
-_INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+# int8 graphs run their layers kept in float (the classifier, layers accuracy control kept) in
+# bf16 where the CPU has it: measured at 256 px, 3.7 ms against 6.9 ms in f32, within the gate.
+_INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "bf16"}
 _CAPABILITY = {"f16": "FP16", "bf16": "BF16"}
 MODEL_FILES = ("model.xml", "model.bin")
 _NO_INPUTS: dict = {}  # inputs are bound once as shared tensors; nothing is passed per call
@@ -59,6 +60,10 @@ def _options(base: dict, overrides: dict) -> dict:
 
 def inference_precision(precision: str, device: str) -> str:
     wanted = _INFERENCE_PRECISION[precision]
+    if wanted == "f16" and device.upper().startswith("CPU"):
+        # Measured on a Xeon with AVX-512 FP16: f16 execution ran 1.6x slower than f32 (32 vs 20 ms
+        # at 256 px). On CPUs the fp16 graph runs in f32; bf16 and int8 are the fast CPU paths.
+        return "f32"
     capability = _CAPABILITY.get(wanted)
     if capability:
         capabilities = _ov().Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
@@ -66,7 +71,7 @@ def inference_precision(precision: str, device: str) -> str:
             if precision == "bf16":
                 raise EngineError(f"{device} cannot run bf16 (it lists {', '.join(capabilities)})",
                                   fix="use --precision int8 or fp32 on this machine")
-            return "f32"  # an fp16 graph still runs, computed in fp32
+            return "f32"  # the graph still runs, its float layers computed in f32
     return wanted
 
 

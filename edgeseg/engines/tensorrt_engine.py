@@ -200,7 +200,7 @@ class TensorRtEngine(Engine):
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         source = slot.host[name_in]
         _check(cudart.cudaMemcpyAsync(slot.device[name_in], source.ctypes.data, source.nbytes, h2d, slot.stream))
-        if not slot.context.execute_async_v3(slot.stream):
+        if not slot.context.execute_async_v3(int(slot.stream)):  # TensorRT takes the raw stream handle
             raise EngineError("TensorRT failed to enqueue the inference")
         for name in self._outputs:
             target = slot.host[name]

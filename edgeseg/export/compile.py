@@ -44,6 +44,7 @@ class CompileOptions:
     split: str = "val"
     val_frames: int = 200
     force: bool = False
+    accuracy_control: bool = False  # int8: keep in float the layers whose quantization costs mIoU (slow)
     options: dict = field(default_factory=dict)  # backend options (hint, threads, streams, ...)
 
 
@@ -92,8 +93,11 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
     if opts.precision == "int8":
         if not opts.calib:
             raise ConfigError("int8 needs calibration frames", fix="give --calib DIR (a data set or a folder of frames)")
+        if opts.accuracy_control and not is_dataset(Path(opts.calib)):
+            raise ConfigError("accuracy control measures mIoU, so --calib must be a labelled data set",
+                              opts.calib, "give a data set folder (images/, masks/, classes.csv)")
         calib = load_frames(opts.calib, channels, height, width, opts.calib_frames, split="train",
-                            with_masks=False)
+                            with_masks=opts.accuracy_control)
         if len(calib) < MIN_CALIBRATION_FRAMES:
             note(f"only {len(calib)} calibration frames (at least {MIN_CALIBRATION_FRAMES} are advised): "
                          "int8 ranges may not cover what the camera shows")
@@ -143,7 +147,8 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
             onnx.save(fp16_graph(model), str(graph_path))
         elif opts.precision == "int8":
             batch = spec["shape"][0] if isinstance(spec["shape"][0], int) else 1
-            onnx.save(int8_graph(model, calib.frames, spec["name"], batch), str(graph_path))
+            onnx.save(int8_graph(model, calib.frames, spec["name"], batch, calib.truth, len(meta["classes"])),
+                      str(graph_path))
         else:
             shutil.copyfile(source, graph_path)
         with warnings.catch_warnings():
@@ -158,7 +163,8 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
             "source": {"onnx": str(source), "sha256": sha256_file(source), "reference": REFERENCE_FILE},
             "engine": {k: v for k, v in engine_info.items() if k != "fingerprint"},
             "fingerprint": engine_info["fingerprint"],
-            "calibration": ({"frames": len(calib), "source": calib.source} if calib is not None else None),
+            "calibration": ({"frames": len(calib), "source": calib.source,
+                             "accuracy_control": opts.accuracy_control} if calib is not None else None),
             "built_with": _versions(),
         }
         write_manifest(work, manifest)

@@ -6,7 +6,9 @@ ONNX Runtime and TensorRT alike (DESIGN.md: precision lives in the graph).
   confidence out stay as they are; softmax and its maximum stay fp32 so the confidence is exact.
 - int8: a Q/DQ graph from NNCF post-training quantization, calibrated on real frames. The
   classifier convolution (the logits) and the softmax/argmax head stay in higher precision: the
-  argmax between two close logits is where int8 rounding flips pixels.
+  argmax between two close logits is where int8 rounding flips pixels. With accuracy control,
+  NNCF also measures mIoU on labelled calibration frames and returns to floating point, one by
+  one, the layers whose quantization costs the most, until the loss is within ``max_drop``.
 - bf16: not a graph; the fp32 graph run with OpenVINO's bf16 inference hint.
 """
 
@@ -51,8 +53,29 @@ def classifier_convs(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def int8_graph(model: onnx.ModelProto, frames: np.ndarray, input_name: str, batch: int) -> onnx.ModelProto:
-    """Post-training quantization to a Q/DQ graph with NNCF, calibrated on uint8 NHWC frames."""
+ACCURACY_CONTROL_MAX_DROP = 0.007  # leaves margin under the gate's 1.0 mIoU point
+
+
+def _miou_through_onnxruntime(class_count: int):
+    """validation_fn for NNCF: mIoU of a candidate graph on (frames, truth) items, through ONNX Runtime."""
+    import onnxruntime as ort
+
+    from edgeseg.metrics import confusion_matrix, iou_report
+
+    def validate(model: onnx.ModelProto, items) -> float:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        confusion = np.zeros((class_count, class_count), np.int64)
+        for frames, truth in items:
+            confusion += confusion_matrix(session.run(["mask"], {name: frames})[0], truth, class_count)
+        return iou_report(confusion, [str(i) for i in range(class_count)])["miou"]
+    return validate
+
+
+def int8_graph(model: onnx.ModelProto, frames: np.ndarray, input_name: str, batch: int,
+               truth: np.ndarray | None = None, class_count: int = 0) -> onnx.ModelProto:
+    """Post-training quantization to a Q/DQ graph with NNCF, calibrated on uint8 NHWC frames; with
+    ``truth`` (masks of those frames), accuracy-controlled."""
     import nncf
 
     nncf.set_log_level(logging.ERROR)
@@ -65,8 +88,16 @@ def int8_graph(model: onnx.ModelProto, frames: np.ndarray, input_name: str, batc
     if not keep:
         raise ExportError("cannot find the classifier convolution before the softmax",
                           fix="int8 needs a graph exported by edgeseg export")
-    dataset = nncf.Dataset(batches, lambda x: {input_name: x})
+    ignored = nncf.IgnoredScope(names=keep, types=list(_HEAD_OPS), validate=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nncf.quantize(model, dataset, subset_size=len(batches),
-                             ignored_scope=nncf.IgnoredScope(names=keep, types=list(_HEAD_OPS), validate=False))
+        if truth is None:
+            return nncf.quantize(model, nncf.Dataset(batches, lambda x: {input_name: x}), subset_size=len(batches),
+                                 ignored_scope=ignored)
+        if batch != 1:
+            raise ExportError("accuracy control needs a batch-1 graph", fix="export with --batch 1")
+        items = [(frames[i:i + 1], truth[i:i + 1]) for i in range(len(frames))]
+        return nncf.quantize_with_accuracy_control(
+            model, nncf.Dataset(items, lambda item: {input_name: item[0]}), nncf.Dataset(items),
+            _miou_through_onnxruntime(class_count), max_drop=ACCURACY_CONTROL_MAX_DROP,
+            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(items), ignored_scope=ignored)
