@@ -55,16 +55,20 @@ for i in range(20):
 gc.collect()
 gc.disable()  # cyclic garbage counts too, instead of vanishing at a random collection
 tracemalloc.start()
-for i in range(50):  # one-time caches of the bindings fill while traced
+for i in range(200):  # one-time caches of the bindings fill while traced
     engine.input[:] = frames[i % 8]
     engine.infer()
-before, _ = tracemalloc.get_traced_memory()
+start, _ = tracemalloc.get_traced_memory()
 tracemalloc.reset_peak()
-for i in range(300):
-    engine.input[:] = frames[i % 8]
-    engine.infer()
-after, peak = tracemalloc.get_traced_memory()
-print(json.dumps({"kept": after - before, "peak": peak - before,
+kept = []
+for window in range(2):  # a per-frame allocation grows in every window; a late one-time cache in one
+    before, _ = tracemalloc.get_traced_memory()
+    for i in range(300):
+        engine.input[:] = frames[i % 8]
+        engine.infer()
+    kept.append(tracemalloc.get_traced_memory()[0] - before)
+_, peak = tracemalloc.get_traced_memory()
+print(json.dumps({"kept": min(kept), "windows": kept, "peak": peak - start,
                   "smallest_buffer": min(engine.mask.nbytes, engine.confidence.nbytes)}))
 """
 
@@ -79,7 +83,7 @@ def test_a_frame_allocates_nothing_after_warm_up(bundle_factory, backend):
     # growth; what remains is the few small Python objects a backend call creates and frees.
     assert measured["smallest_buffer"] >= 16384
     assert measured["peak"] < 8192, measured
-    assert measured["kept"] < 1024, measured
+    assert measured["kept"] < 1024, measured  # in 300 frames: not even 4 bytes a frame
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
