@@ -5,8 +5,8 @@ For each size: export the checkpoint to ONNX, compile bundles (int8 calibrated o
 frames), each proving itself on the 247 val images (mIoU against ground truth, pixel agreement
 with the fp32 graph); then time each engine's own ``infer()`` (one request, uint8 frame in, mask
 and confidence out) and PyTorch eager running the same deploy graph. Medians of many runs.
-Engines are timed after all are built, in interleaved rounds. Targets: int8 loses <= 1.0 mIoU point and is the fastest; OpenVINO bf16 or int8 >= 4x faster
-than PyTorch eager fp32.
+Engines are timed after all are built, in interleaved rounds. Targets: int8 loses <= 1.0 mIoU
+point and is the fastest; OpenVINO bf16 or int8 >= 4x faster than PyTorch eager fp32.
 
     .venv/bin/python benchmarks/engines_magnetic_tile.py [--checkpoint best.pt] [--data DIR]
 """

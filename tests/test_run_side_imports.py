@@ -31,6 +31,7 @@ def test_running_a_bundle_needs_only_its_backend(bundle_factory):
         path = bundle_factory(backend, "fp32").path
         code = ("import sys\nfrom edgeseg.engines import open_engine\n"
                 f"e = open_engine({str(path)!r}); e.infer()\n"
-                "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', 'nncf', 'onnxslim'})))")
+                "heavy = {m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', 'nncf', 'onnxslim'}\n"
+                "print(','.join(sorted(heavy)))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "", f"{backend} engine imported: {out.stdout.strip()}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.errors import EngineError
+from edgeseg.errors import ConfigError, EngineError
 
 Done = Callable[[int], None]
 
@@ -121,3 +121,13 @@ class Engine(ABC):
         s = self.spec
         return (f"{self.backend} {s.batch}x{s.height}x{s.width}x{s.channels} ({s.color_order}), "
                 f"{self.requests} request(s)")
+
+
+def merge_options(backend: str, defaults: dict, built: dict, overrides: dict) -> dict:
+    """A backend's settings: its defaults, then what the bundle was built with, then the caller's
+    overrides (None means "keep"); an option the backend does not know is refused."""
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise ConfigError(f"{backend} has no option {', '.join(sorted(unknown))}",
+                          fix=f"options: {', '.join(defaults)}")
+    return {**defaults, **built, **{k: v for k, v in overrides.items() if v is not None}}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeseg.engines.base import Done, Engine, IOSpec
+from edgeseg.engines.base import Done, Engine, IOSpec, merge_options
 from edgeseg.engines.bundle import CACHE_DIR, Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -48,11 +48,7 @@ def fingerprint(engine_info: dict) -> dict:
 
 
 def _options(base: dict, overrides: dict) -> dict:
-    unknown = set(overrides) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ConfigError(f"OpenVINO has no option {', '.join(sorted(unknown))}",
-                          fix=f"options: {', '.join(DEFAULT_OPTIONS)}")
-    options = {**DEFAULT_OPTIONS, **base, **{k: v for k, v in overrides.items() if v is not None}}
+    options = merge_options("OpenVINO", DEFAULT_OPTIONS, base, overrides)
     if options["hint"] not in HINTS:
         raise ConfigError(f"unknown OpenVINO hint '{options['hint']}'", fix=f"choose {' or '.join(HINTS)}")
     return options

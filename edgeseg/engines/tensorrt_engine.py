@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.engines.base import Done, Engine, IOSpec
+from edgeseg.engines.base import Done, Engine, IOSpec, merge_options
 from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -81,11 +81,7 @@ def fingerprint(engine_info: dict) -> dict:
 
 
 def _options(base: dict, overrides: dict) -> dict:
-    unknown = set(overrides) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ConfigError(f"TensorRT has no option {', '.join(sorted(unknown))}",
-                          fix=f"options: {', '.join(DEFAULT_OPTIONS)}")
-    return {**DEFAULT_OPTIONS, **base, **{k: v for k, v in overrides.items() if v is not None}}
+    return merge_options("TensorRT", DEFAULT_OPTIONS, base, overrides)
 
 
 def _network_flags(trt) -> int:

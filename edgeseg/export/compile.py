@@ -92,7 +92,8 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
     calib = None
     if opts.precision == "int8":
         if not opts.calib:
-            raise ConfigError("int8 needs calibration frames", fix="give --calib DIR (a data set or a folder of frames)")
+            raise ConfigError("int8 needs calibration frames",
+                              fix="give --calib DIR (a data set or a folder of frames)")
         if opts.accuracy_control and not is_dataset(Path(opts.calib)):
             raise ConfigError("accuracy control measures mIoU, so --calib must be a labelled data set",
                               opts.calib, "give a data set folder (images/, masks/, classes.csv)")
