@@ -159,7 +159,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5))
     for ax, size in zip(np.atleast_1d(axes), sizes):
         these = [r for r in rows if r["size"] == size]
-        labels = [f"{r['backend'].replace('pytorch-eager', 'torch')}\n{r['precision']}" for r in these]
+        short = {"pytorch-eager": "PyTorch", "openvino": "OpenVINO", "onnxruntime": "ORT"}
+        labels = [f"{short.get(r['backend'], r['backend'])}\n{r['precision']}" for r in these]
         colors = ["tab:gray" if r["backend"] == "pytorch-eager" else
                   "tab:blue" if r["backend"] == "openvino" else "tab:orange" for r in these]
         ax.bar(range(len(these)), [r["p50_ms"] for r in these], color=colors)
