@@ -6,7 +6,8 @@ import sys
 RUN_SIDE = ["edgeseg", "edgeseg.data", "edgeseg.data.check", "edgeseg.data.synth", "edgeseg.data.frames",
             "edgeseg.metrics", "edgeseg.cli", "edgeseg.errors", "edgeseg.progress", "edgeseg.engines",
             "edgeseg.engines.bundle", "edgeseg.engines.accuracy", "edgeseg.engines.openvino_engine",
-            "edgeseg.engines.onnxruntime_engine", "edgeseg.engines.tensorrt_engine"]
+            "edgeseg.engines.onnxruntime_engine", "edgeseg.engines.tensorrt_engine", "edgeseg.runtime.regions",
+            "edgeseg.runtime.rules"]
 
 
 def test_run_side_imports_neither_torch_nor_onnx():

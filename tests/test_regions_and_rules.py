@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from edgeseg.errors import ConfigError
+from edgeseg.runtime.regions import find_regions
+from edgeseg.runtime.rules import InspectionRules
+
+NAMES = ["background", "blowhole", "crack"]
+
+
+def _known_mask():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[2:5, 3:6] = 1  # a 3x3 blowhole: area 9, centroid (4, 3)
+    mask[20:30, 40:42] = 1  # a 2x10 blowhole: area 20
+    mask[10, 10:30] = 2  # a 20 px crack, one pixel thick
+    mask[35, 55] = 2  # a one-pixel speck
+    return mask
+
+
+def test_regions_of_a_known_mask():
+    confidence = np.full((40, 60), 0.9, np.float32)
+    confidence[20:30, 40:42] = 0.5
+    regions = sorted(find_regions(_known_mask(), NAMES, confidence), key=lambda r: (r.class_id, r.area))
+    assert [(r.class_name, r.area) for r in regions] == [("blowhole", 9), ("blowhole", 20), ("crack", 1), ("crack", 20)]
+    small = regions[0]
+    assert small.bbox == (3, 2, 3, 3) and small.centroid == pytest.approx((4.0, 3.0))
+    assert sorted(map(tuple, small.polygon)) == [(3, 2), (3, 4), (5, 2), (5, 4)]
+    assert regions[1].confidence == pytest.approx(0.5) and small.confidence == pytest.approx(0.9)
+    assert all(r.bbox[0] <= x < r.bbox[0] + r.bbox[2] and r.bbox[1] <= y < r.bbox[1] + r.bbox[3]
+               for r in regions for x, y in r.polygon)
+
+
+def test_specks_below_the_minimum_area_are_ignored_and_background_is_never_a_region():
+    regions = find_regions(_known_mask(), NAMES, min_area=2)
+    assert sorted(r.area for r in regions) == [9, 20, 20]
+    assert find_regions(np.zeros((8, 8), np.uint8), NAMES) == []
+
+
+def test_a_mask_of_the_wrong_kind_is_refused():
+    with pytest.raises(ValueError, match="uint8 mask"):
+        find_regions(np.zeros((1, 8, 8), np.uint8), NAMES)
+
+
+def test_default_rules_fail_any_defect():
+    rules = InspectionRules()
+    assert rules.judge(find_regions(np.zeros((8, 8), np.uint8), NAMES)).passed
+    assert not rules.judge(find_regions(_known_mask(), NAMES)).passed
+
+
+def test_rules_from_yaml_judge_by_count_region_size_and_total_area(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("min_region_area: 2\nrules:\n  - class: blowhole\n    max_region_area: 25\n"
+                    "  - class: crack\n    max_regions: 1\n  - class: any\n    max_total_area: 60\n")
+    rules = InspectionRules.from_yaml(path, NAMES)
+    regions = find_regions(_known_mask(), NAMES, min_area=rules.min_region_area)
+    assert rules.judge(regions).passed  # blowholes 9 and 20 px, one crack (the speck is ignored), 49 px in all
+    strict = InspectionRules.from_dict({"rules": [{"class": "blowhole", "max_region_area": 15},
+                                                  {"class": "any", "max_total_area": 40}]}, NAMES)
+    verdict = strict.judge(regions)
+    assert not verdict.passed
+    assert verdict.reasons == ["blowhole: a region of 20 px > 15 px", "any: 49 px in all > 40 px"]
+    assert verdict.to_dict()["verdict"] == "fail"
+
+
+def test_confidence_threshold_turns_unsure_pixels_into_background():
+    rules = InspectionRules.from_dict({"confidence_threshold": 0.6}, NAMES)
+    confidence = np.full((40, 60), 0.9, np.float32)
+    confidence[20:30, 40:42] = 0.5
+    out = np.empty((40, 60), np.uint8)
+    kept = rules.apply_threshold(_known_mask(), confidence, out)
+    assert kept is out and (kept[20:30, 40:42] == 0).all() and kept[2, 3] == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules:\n  - class: rust\n    max_regions: 0\n", "unknown class 'rust'"),
+    ("rules:\n  - class: crack\n", "needs one of"),
+    ("rules:\n  - class: crack\n    max_regions: -1\n", "whole numbers"),
+    ("threshold: 0.5\n", "unknown settings threshold"),
+    ("rules: [\n", "not valid YAML"),
+])
+def test_bad_rules_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        InspectionRules.from_yaml(path, NAMES)
