@@ -117,11 +117,6 @@ class Engine(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def describe(self) -> str:
-        s = self.spec
-        return (f"{self.backend} {s.batch}x{s.height}x{s.width}x{s.channels} ({s.color_order}), "
-                f"{self.requests} request(s)")
-
 
 def merge_options(backend: str, defaults: dict, built: dict, overrides: dict) -> dict:
     """A backend's settings: its defaults, then what the bundle was built with, then the caller's

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from edgeseg.data import DatasetLayout
+from edgeseg.data.frames import resize_pair
 from edgeseg.data.imageio import read_image, read_mask
 from edgeseg.metrics import confusion_matrix, iou_report, pixel_agreement
 from edgeseg.progress import progress
-from edgeseg.training.augment import resize_pair
 
 
 @dataclass
