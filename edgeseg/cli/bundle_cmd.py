@@ -75,7 +75,7 @@ def run_verify(args: argparse.Namespace) -> int:
     frames = load_frames(args.data, spec["channels"], spec["height"], spec["width"], args.limit, split=args.split)
     if frames.truth is None:
         raise DatasetError("verify needs ground truth masks", args.data, "give a data set folder with masks/")
-    with open_engine(bundle.path) as engine:
+    with open_engine(bundle) as engine:
         engine_masks = run_frames(engine, frames.frames, True, "engine")
     reference = ReferenceRunner(bundle.file(manifest["source"]["reference"]))
     report = measure(engine_masks, reference.masks(frames.frames, True), frames,

@@ -27,13 +27,13 @@ def backend_module(name: str) -> ModuleType:
     return importlib.import_module(BACKENDS[name])
 
 
-def open_engine(path: str | Path, requests: int = 1, batch: int | None = None, height: int | None = None,
+def open_engine(path: str | Path | Bundle, requests: int = 1, batch: int | None = None, height: int | None = None,
                 width: int | None = None, **options) -> Engine:
     """Load a bundle: verify its checksums and fingerprint, then bind preallocated buffers.
 
     ``options`` override the backend's runtime settings recorded at build time (for OpenVINO:
     hint, threads, streams; for ONNX Runtime: threads; for TensorRT: cuda_graph)."""
-    bundle = Bundle.read(path)
+    bundle = path if isinstance(path, Bundle) else Bundle.read(path)
     module = backend_module(bundle.backend)
     bundle.check_fingerprint(module.fingerprint(bundle.manifest["engine"]))
     spec = IOSpec.from_manifest(bundle.manifest, batch, height, width)

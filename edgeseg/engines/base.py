@@ -118,6 +118,16 @@ class Engine(ABC):
         self.close()
 
 
+def require_module(name: str, what: str, fix: str):
+    """A backend library, imported when first needed; missing, it is one clear error."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise EngineError(f"{what} is not installed", fix=fix) from None
+
+
 def merge_options(backend: str, defaults: dict, built: dict, overrides: dict) -> dict:
     """A backend's settings: its defaults, then what the bundle was built with, then the caller's
     overrides (None means "keep"); an option the backend does not know is refused."""

@@ -8,7 +8,7 @@ import queue
 import threading
 from pathlib import Path
 
-from edgeseg.engines.base import Done, Engine, IOSpec, merge_options
+from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -19,11 +19,7 @@ MODEL_FILE = "model.onnx"
 
 
 def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise EngineError("ONNX Runtime is not installed", fix="pip install 'edgeseg[onnxruntime]'") from None
-    return onnxruntime
+    return require_module("onnxruntime", "ONNX Runtime", "pip install 'edgeseg[onnxruntime]'")
 
 
 def version() -> str:

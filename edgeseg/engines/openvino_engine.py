@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeseg.engines.base import Done, Engine, IOSpec, merge_options
+from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import CACHE_DIR, Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -31,11 +31,7 @@ _NO_INPUTS: dict = {}  # inputs are bound once as shared tensors; nothing is pas
 
 
 def _ov():
-    try:
-        import openvino
-    except ImportError:
-        raise EngineError("OpenVINO is not installed", fix="pip install 'edgeseg[openvino]'") from None
-    return openvino
+    return require_module("openvino", "OpenVINO", "pip install 'edgeseg[openvino]'")
 
 
 def version() -> str:

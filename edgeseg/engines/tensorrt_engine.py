@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.engines.base import Done, Engine, IOSpec, merge_options
+from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -32,13 +32,8 @@ PLAN_FILE, TIMING_CACHE_FILE = "model.plan", "timing.cache"
 
 
 def _trt():
-    try:
-        import tensorrt
-    except ImportError:
-        raise EngineError("TensorRT is not installed here",
-                          fix="build and run TensorRT bundles on the Jetson or GPU machine itself "
-                              "(JetPack ships TensorRT; elsewhere: pip install tensorrt)") from None
-    return tensorrt
+    return require_module("tensorrt", "TensorRT", "build and run TensorRT bundles on the Jetson or GPU machine "
+                                                  "itself (JetPack ships TensorRT; elsewhere: pip install tensorrt)")
 
 
 def _cudart():
