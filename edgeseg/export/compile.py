@@ -155,18 +155,16 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             engine_info = module.build(graph_path, work, opts.precision, dict(opts.options), spec)
-        engine_info["fingerprint"] = module.fingerprint(engine_info)
         graph_path.unlink()  # built into the backend's own files
         manifest = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "backend": opts.backend, "precision": opts.precision,
             "classes": meta["classes"], "input": spec, "outputs": meta["outputs"], "model": meta["model"],
             "source": {"onnx": str(source), "sha256": sha256_file(source), "reference": REFERENCE_FILE},
-            "engine": {k: v for k, v in engine_info.items() if k != "fingerprint"},
-            "fingerprint": engine_info["fingerprint"],
+            "engine": engine_info,
+            "fingerprint": module.fingerprint(engine_info),
             "calibration": ({"frames": len(calib), "source": calib.source,
                              "accuracy_control": opts.accuracy_control} if calib is not None else None),
-            "built_with": _versions(),
         }
         write_manifest(work, manifest)
         with open_engine(work) as engine:
@@ -180,7 +178,7 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
                               "or --force to keep it anyway")
         manifest["parity"] = {**accuracy.to_dict(), "rule": rule, "passed": passed, "forced": not passed}
         manifest["notes"] = notes
-        manifest["built_with"] = _versions()
+        manifest["built_with"] = _versions()  # now that every library the build and gate used is loaded
         manifest = write_manifest(work, manifest)
         if output.exists():
             old = output.with_name(f".{output.name}.old-{os.getpid()}")
