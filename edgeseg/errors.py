@@ -44,3 +44,7 @@ class BundleError(EdgesegError):
 
 class EngineError(EdgesegError):
     """A backend that is missing, cannot build or load a model, or fails at run time."""
+
+
+class SourceError(EdgesegError):
+    """A frame source that cannot be opened, or a live source that is gone for good."""

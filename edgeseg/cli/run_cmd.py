@@ -1,0 +1,97 @@
+"""``edgeseg run BUNDLE --source URI``: stream frames through a bundle into results."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+SOURCES_HELP = ("a video file; a folder of images or a quoted glob ('dir/*.png'); usb:0 or /dev/video0; "
+                "rtsp://, http://, udp://, tcp:// streams; gst:PIPELINE or csi://0 (OpenCV with GStreamer); "
+                "pylon:// or pylon://SERIAL (Basler, needs the pylon extra)")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="stream frames through a bundle: masks, regions, verdicts, timings",
+                       description="Streams frames from a source through the bundle's engine and judges each frame "
+                                   "by the rules. With --out DIR it writes results.jsonl (one line per frame) and "
+                                   "timing.json (per-stage p50/p90/p99/max). Ctrl-C or SIGTERM stops cleanly.")
+    p.add_argument("bundle")
+    p.add_argument("--source", required=True, help=SOURCES_HELP)
+    p.add_argument("--out", type=Path, help="folder for results.jsonl, timing.json and what the flags below add")
+    p.add_argument("--rules", type=Path, help="pass/fail rules (YAML; default: any defect region fails)")
+    p.add_argument("--mode", choices=("resize", "tile"), default="resize",
+                   help="resize each frame to the model's input (default), or cut it into overlapping tiles at "
+                        "native resolution and stitch the masks")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (tile mode, default 32)")
+    p.add_argument("--throughput", action="store_true",
+                   help="keep several requests in flight (more fps, more latency)")
+    p.add_argument("--requests", type=int, help="requests in flight (throughput and tile mode, default 4)")
+    p.add_argument("--video", action="store_true", help="write overlay.mp4")
+    p.add_argument("--masks", action="store_true", help="write masks/NNNNNNNN.png (class ids at frame size)")
+    p.add_argument("--overlays", choices=("all", "failed"),
+                   help="write overlays/NNNNNNNN.jpg for every or failed frame")
+    p.add_argument("--window", action="store_true", help="show the overlay in a window (needs OpenCV with a GUI)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of class colours (default 0.5)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--give-up-after", type=float,
+                   help="end the run when a live source stays gone this many seconds (default: keep retrying)")
+    p.add_argument("--width", type=int, help="frame width to ask of a camera")
+    p.add_argument("--height", type=int, help="frame height to ask of a camera")
+    p.add_argument("--fps", type=float, help="frame rate to ask of a camera")
+    p.add_argument("--threads", type=int, help="inference threads (default: the bundle's setting)")
+    p.add_argument("--hint", choices=("latency", "throughput"), help="OpenVINO performance hint")
+    p.add_argument("--streams", type=int, help="OpenVINO streams")
+    p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.set_defaults(run=run)
+
+
+def _engine_options(args: argparse.Namespace, backend: str) -> dict:
+    options = {"threads": args.threads}
+    if backend == "openvino":
+        options.update(hint=args.hint, streams=args.streams)
+    elif args.hint or args.streams:
+        print(f"edgeseg: note: --hint and --streams are OpenVINO settings; {backend} ignores them", file=sys.stderr)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeseg.engines import Bundle
+    from edgeseg.runtime.session import InspectionSession, RunOptions
+
+    logging.basicConfig(level=logging.WARNING, format="edgeseg: %(message)s")
+    backend = Bundle.read(args.bundle).backend
+    opts = RunOptions(Path(args.bundle), args.source, args.out, args.rules, args.mode, args.overlap, args.throughput,
+                      args.requests, args.video, args.masks, args.overlays, args.window, args.alpha, args.max_frames,
+                      args.give_up_after, {k: v for k, v in (("width", args.width), ("height", args.height),
+                                                            ("fps", args.fps)) if v},
+                      _engine_options(args, backend), status=not args.quiet)
+    session = InspectionSession(opts)
+    signals_seen = []
+
+    def stop(signum, _frame):
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        session.loop.stop()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = session.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        session.close()
+    print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps): "
+          f"{summary.frames - summary.failed} passed, {summary.failed} failed; dropped {summary.dropped}, "
+          f"bad {summary.bad_frames}, reconnects {summary.reconnects}; ended by {summary.ended_by}"
+          + (f" ({signal.Signals(signals_seen[0]).name})" if signals_seen else ""))
+    print(session.loop.times.table())
+    if args.out:
+        print(f"results: {args.out / 'results.jsonl'}, timing: {args.out / 'timing.json'}")
+    if summary.error is not None:
+        print(f"edgeseg: error: {summary.error}", file=sys.stderr)
+        return 1
+    return 0

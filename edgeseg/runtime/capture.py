@@ -1,0 +1,191 @@
+"""Capture in its own thread into a small ring of preallocated frames.
+
+A file source drops nothing: the capture thread waits for a free slot. A live source keeps
+only the newest frame: when the loop falls behind, older frames are overwritten and counted as
+dropped. A live source that fails is reopened with exponential backoff; a frame that cannot be
+decoded is counted and skipped. Every frame carries its index and capture timestamp.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+import numpy as np
+
+from edgeseg.errors import SourceError
+from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource
+
+log = logging.getLogger(__name__)
+
+_FIRST_FRAME_TRIES = 20  # corrupt frames tolerated before the first good one
+
+
+class Capture:
+    def __init__(self, source: FrameSource, slots: int = 3, backoff: tuple[float, float] = (0.25, 8.0),
+                 give_up_after: float | None = None):
+        if slots < 2:
+            raise ValueError("a capture ring needs at least 2 slots")
+        self.source = source
+        self.live = source.live
+        self.slot_count = slots
+        self.backoff = backoff
+        self.give_up_after = give_up_after
+        self.frames: list[np.ndarray] = []
+        self.index = np.zeros(slots, np.int64)  # frame number from the source, 0-based
+        self.stamp = np.zeros(slots, np.float64)  # wall-clock seconds when the frame was captured
+        self.captured = self.dropped = self.bad = self.reconnects = 0
+        self.state = "idle"  # "running", "reconnecting", "ended"
+        self._free: collections.deque[int] = collections.deque()
+        self._ready: collections.deque[int] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ended = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._next_index = 0
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return self.frames[0].shape
+
+    def start(self) -> None:
+        """Open the source and read its first frame, which sets the ring's frame shape."""
+        self.source.open()
+        first = None
+        for _ in range(_FIRST_FRAME_TRIES):
+            try:
+                first = self.source.read(None)
+                break
+            except BadFrame as e:
+                self._count_bad(e)
+            except FrameLost as e:
+                raise SourceError(f"the source gave no frame ({e})", fix="check the camera or stream") from None
+        if first is None:
+            self.source.close()
+            raise SourceError("the source gave no usable frame", self.source.uri if "://" not in self.source.uri
+                              else None, "check that it holds images or video")
+        self.frames = [np.empty_like(first) for _ in range(self.slot_count)]
+        np.copyto(self.frames[0], first)
+        self._publish(0)
+        self._free.extend(range(1, self.slot_count))
+        self.state = "running"
+        self._thread = threading.Thread(target=self._run, name="edgeseg-capture", daemon=True)
+        self._thread.start()
+
+    def _publish(self, slot: int) -> None:
+        self.index[slot] = self._next_index
+        self.stamp[slot] = time.time()
+        self._next_index += 1
+        self.captured += 1
+        self._ready.append(slot)
+
+    def _count_bad(self, error: Exception) -> None:
+        self.bad += 1
+        if self.bad <= 10 or self.bad % 100 == 0:
+            log.warning("frame skipped (%d so far): %s", self.bad, error)
+
+    def _writable_slot(self) -> int | None:
+        with self._cond:
+            while not self._free:
+                if self._stop.is_set():
+                    return None
+                if self.live and self._ready:  # the loop is behind: overwrite the oldest waiting frame
+                    self.dropped += 1
+                    return self._ready.popleft()
+                self._cond.wait(0.1)
+            return self._free.popleft()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                slot = self._writable_slot()
+                if slot is None:
+                    break
+                try:
+                    frame = self.source.read(self.frames[slot])
+                except BadFrame as e:
+                    self._count_bad(e)
+                    self._give_back(slot)
+                    continue
+                except FrameLost as e:
+                    self._give_back(slot)
+                    if not self._reconnect(e):
+                        break
+                    continue
+                if frame is None:
+                    self._give_back(slot)
+                    break
+                with self._cond:
+                    self._publish(slot)
+                    self._cond.notify_all()
+        except BaseException as e:  # raised again in the loop's thread by take()
+            self._error = e
+        finally:
+            with self._cond:
+                self._ended = True
+                self.state = "ended"
+                self._cond.notify_all()
+
+    def _give_back(self, slot: int) -> None:
+        with self._cond:
+            self._free.append(slot)
+
+    def _reconnect(self, why: Exception) -> bool:
+        log.warning("%s; reconnecting", why)
+        self.state = "reconnecting"
+        self.source.close()
+        delay, lost_at = self.backoff[0], time.monotonic()
+        while not self._stop.wait(delay):
+            if self.give_up_after is not None and time.monotonic() - lost_at > self.give_up_after:
+                self._error = SourceError(f"the source has been gone for {self.give_up_after:g} s ({why})",
+                                          fix="check the camera, cable or stream, then start again")
+                return False
+            try:
+                self.source.open()
+            except SourceError:
+                delay = min(delay * 2, self.backoff[1])
+                continue
+            self.reconnects += 1
+            self.state = "running"
+            log.warning("%s: reconnected after %.1f s", self.source.uri, time.monotonic() - lost_at)
+            return True
+        return False
+
+    def take(self) -> int | None:
+        """The next frame's slot (the newest for a live source), or None when the source has ended
+        or the capture was stopped. The slot is the caller's until ``release``."""
+        with self._cond:
+            while not self._ready:
+                if self._ended or self._stop.is_set():
+                    if self._error is not None:
+                        error, self._error = self._error, None
+                        raise error
+                    return None
+                self._cond.wait(0.1)
+            if not self.live:
+                return self._ready.popleft()
+            slot = self._ready.pop()
+            while self._ready:  # older frames the loop never got to
+                self._free.append(self._ready.popleft())
+                self.dropped += 1
+            return slot
+
+    def release(self, slot: int) -> None:
+        with self._cond:
+            self._free.append(slot)
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop capturing; the source is closed unless its read is stuck past ``timeout``."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("%s: capture did not stop within %.0f s; leaving it", self.source.uri, timeout)
+                return
+        self.source.close()

@@ -1,0 +1,244 @@
+"""The inspection loop: frames from the capture ring through the engine into results and sinks.
+
+Latency mode runs one request per frame. Throughput mode keeps several requests in flight (the
+engine's acquire/submit: OpenVINO's AsyncInferQueue, CUDA streams on TensorRT) and finishes
+results in frame order. Tile mode runs a frame's tiles through the requests and stitches them.
+After warm-up a frame allocates no buffer: every array here is made once.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edgeseg.engines.base import Engine
+from edgeseg.runtime.capture import Capture
+from edgeseg.runtime.postprocess import Postprocessor
+from edgeseg.runtime.preprocess import Preprocessor
+from edgeseg.runtime.rules import InspectionRules
+from edgeseg.runtime.sinks import FrameResult, Sink
+from edgeseg.runtime.tiles import TileGrid
+from edgeseg.runtime.timing import STAGES, StageTimes
+
+_WAIT, _PRE, _INFER, _POST, _SINK, _E2E = range(len(STAGES))
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    failed: int = 0
+    dropped: int = 0
+    bad_frames: int = 0
+    reconnects: int = 0
+    seconds: float = 0.0
+    ended_by: str = ""  # "end of source", "max frames", "stop request", "sink", "source lost"
+    timing: dict = field(default_factory=dict)
+    error: Exception | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "passed": self.frames - self.failed, "failed": self.failed,
+                "dropped": self.dropped, "bad_frames": self.bad_frames, "reconnects": self.reconnects,
+                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "ended_by": self.ended_by,
+                "timing_ms": self.timing}
+
+
+class StatusLine:
+    """fps, p50 latency and dropped frames on one line of stderr, redrawn twice a second (every
+    30 s, as full lines, when stderr is not a terminal)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval = 0.5 if self.tty else 30.0
+        self.next_at = time.perf_counter() + self.interval
+        self.last = (0, time.perf_counter())
+
+    def update(self, loop: "InspectionLoop", now: float) -> None:
+        if now < self.next_at:
+            return
+        self.next_at = now + self.interval
+        frames, then = loop.frames, self.last[1]
+        fps = (frames - self.last[0]) / (now - then)
+        self.last = (frames, now)
+        capture = loop.capture
+        text = (f"frames {frames}  {fps:6.1f} fps  p50 {loop.times.p50_ms():6.2f} ms  failed {loop.failed}  "
+                f"dropped {capture.dropped}  bad {capture.bad}  {capture.state}")
+        self.stream.write(f"\r{text}\033[K" if self.tty else text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+class InspectionLoop:
+    def __init__(self, engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],
+                 sinks: list[Sink] | None = None, tiles: TileGrid | None = None, throughput: bool = False,
+                 source_order: str = "bgr", status: StatusLine | None = None):
+        if tiles is not None and throughput:
+            raise ValueError("tile mode already keeps the requests busy; it runs without throughput mode")
+        self.engine, self.capture, self.rules, self.tiles = engine, capture, rules, tiles
+        self.sinks = sinks or []
+        self.throughput = throughput
+        self.status = status
+        frame_shape = capture.frame_shape
+        self.pre = Preprocessor(engine, frame_shape, source_order)
+        self.post = Postprocessor(engine, frame_shape[:2], rules, class_names, tiles)
+        self.times = StageTimes()
+        self.frames = self.failed = 0
+        self._t = np.zeros(len(STAGES), np.float64)
+        self._stop = threading.Event()
+        if tiles is not None:  # per ring slot and tile, the crop view, made once
+            self._crops = [[frame[tiles.crop(t)] for t in tiles.tiles] for frame in capture.frames]
+            self._tile_of = [0] * engine.requests
+        if throughput:
+            r = engine.requests
+            self._done = [threading.Event() for _ in range(r)]
+            self._pending = [False] * r
+            self._slot_of = [0] * r
+            self._started = np.zeros((r, 4), np.float64)  # take, taken, preprocess, submitted (perf_counter)
+            self._finished_at = np.zeros(r, np.float64)
+            self._in_flight: collections.deque[int] = collections.deque()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the frame at hand (safe from a signal handler)."""
+        self._stop.set()
+
+    # --- shared steps -------------------------------------------------------------------------
+
+    def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool) -> None:
+        """Inspect ``post.mask``, write to the sinks, record the times; frees the ring slot."""
+        capture = self.capture
+        inspection = self.post.inspect(defects)
+        sink_start = time.perf_counter()
+        t[_POST] = sink_start - post_start
+        result = FrameResult(int(capture.index[slot]), float(capture.stamp[slot]), capture.frames[slot],
+                             self.post, inspection, t)
+        for sink in self.sinks:
+            sink.write(result)
+        end = time.perf_counter()
+        capture.release(slot)
+        t[_SINK] = end - sink_start
+        t[_E2E] = end - taken
+        self.times.add(t)
+        self.frames += 1
+        self.failed += not inspection.verdict.passed
+        if self.status is not None:
+            self.status.update(self, end)
+
+    def _should_stop(self, max_frames: int | None) -> str | None:
+        if self._stop.is_set():
+            return "stop request"
+        if max_frames is not None and self.frames >= max_frames:
+            return "max frames"
+        if any(sink.wants_stop for sink in self.sinks):
+            return "sink"
+        return None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, max_frames: int | None = None) -> RunSummary:
+        started = time.perf_counter()
+        ended_by = "end of source"
+        try:
+            while (reason := self._should_stop(max_frames)) is None:
+                if not self._one_frame():
+                    break
+            else:
+                ended_by = reason
+        finally:
+            if self.throughput:
+                self._finish_in_flight()  # every frame already submitted gets its results written
+            for sink in self.sinks:
+                sink.close()
+            if self.status is not None:
+                self.status.close()
+        capture = self.capture
+        return RunSummary(self.frames, self.failed, capture.dropped, capture.bad, capture.reconnects,
+                          time.perf_counter() - started, ended_by, self.times.summary())
+
+    def _one_frame(self) -> bool:
+        t = self._t
+        start = time.perf_counter()
+        slot = self.capture.take()
+        if slot is None:
+            return False
+        taken = time.perf_counter()
+        t[_WAIT] = taken - start
+        if self.throughput:
+            self._submit(slot, start, taken)
+        elif self.tiles is not None:
+            self._tiled(slot, taken)
+        else:
+            self.pre(self.capture.frames[slot])
+            inferred_from = time.perf_counter()
+            t[_PRE] = inferred_from - taken
+            self.engine.infer()
+            post_start = time.perf_counter()
+            t[_INFER] = post_start - inferred_from
+            self._deliver(slot, t, taken, post_start, self.post.resized())
+        return True
+
+    def _tiled(self, slot: int, taken: float) -> None:
+        t, engine, crops = self._t, self.engine, self._crops[slot]
+        t[_PRE] = 0.0
+        for number in range(len(crops)):
+            request = engine.acquire()
+            copy_start = time.perf_counter()
+            self.pre.tile(crops[number], request)
+            t[_PRE] += time.perf_counter() - copy_start
+            self._tile_of[request] = number
+            engine.submit(request, self._stitch)
+        engine.drain()
+        post_start = time.perf_counter()
+        t[_INFER] = post_start - taken - t[_PRE]  # tiles run, and are stitched, while others are copied
+        self._deliver(slot, t, taken, post_start, cv2.countNonZero(self.post.frame_mask()) > 0)
+
+    def _stitch(self, request: int) -> None:
+        self.post.stitch(request, self._tile_of[request])
+
+    # --- throughput mode: requests in flight, results in frame order ---------------------------
+
+    def _submit(self, slot: int, start: float, taken: float) -> None:
+        engine = self.engine
+        request = engine.acquire()
+        while self._pending[request]:  # its last result is not written yet: finish in order up to it
+            self._finish(self._in_flight.popleft())
+        pre_start = time.perf_counter()
+        self.pre(self.capture.frames[slot], request)
+        submitted = time.perf_counter()
+        self._started[request] = (start, taken, pre_start, submitted)
+        self._slot_of[request] = slot
+        self._pending[request] = True
+        self._in_flight.append(request)
+        engine.submit(request, self._on_done)
+
+    def _on_done(self, request: int) -> None:
+        self._finished_at[request] = time.perf_counter()
+        self._done[request].set()
+
+    def _finish(self, request: int) -> None:
+        self._done[request].wait()
+        self._done[request].clear()
+        self._pending[request] = False
+        t = self._t
+        start, taken, pre_start, submitted = self._started[request]
+        t[_WAIT], t[_PRE] = taken - start, submitted - pre_start  # the wait for a free request is in end_to_end
+        t[_INFER] = self._finished_at[request] - submitted
+        post_start = time.perf_counter()
+        self._deliver(self._slot_of[request], t, taken, post_start, self.post.resized(request))
+
+    def _finish_in_flight(self) -> None:
+        self.engine.drain()
+        while self._in_flight:
+            self._finish(self._in_flight.popleft())

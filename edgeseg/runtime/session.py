@@ -1,0 +1,140 @@
+"""One inspection run put together from its options: bundle, engine, source, rules, sinks, loop.
+Used by ``edgeseg run`` and by the benchmarks, so both measure the same thing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeseg.engines import Bundle, open_engine
+from edgeseg.errors import ConfigError, SourceError
+from edgeseg.runtime.capture import Capture
+from edgeseg.runtime.loop import InspectionLoop, RunSummary, StatusLine
+from edgeseg.runtime.overlay import OverlayRenderer
+from edgeseg.runtime.rules import InspectionRules
+from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
+from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.tiles import TileGrid
+
+log = logging.getLogger(__name__)
+
+MODES = ("resize", "tile")
+DEFAULT_REQUESTS = 4  # in flight in throughput mode, and at most for a frame's tiles
+
+
+@dataclass
+class RunOptions:
+    bundle: Path
+    source: str
+    out: Path | None = None  # results.jsonl and timing.json, plus what the flags below add
+    rules: Path | None = None
+    mode: str = "resize"
+    overlap: int = 32  # tile mode
+    throughput: bool = False
+    requests: int | None = None
+    video: bool = False  # overlay.mp4
+    masks: bool = False  # masks/*.png
+    overlays: str | None = None  # "all" or "failed": overlays/*.jpg
+    window: bool = False
+    alpha: float = 0.5
+    max_frames: int | None = None
+    give_up_after: float | None = None  # seconds a live source may stay gone
+    camera: dict = field(default_factory=dict)  # width, height, fps asked of cameras
+    engine_options: dict = field(default_factory=dict)
+    status: bool = True
+
+
+class InspectionSession:
+    def __init__(self, opts: RunOptions):
+        if opts.mode not in MODES:
+            raise ConfigError(f"unknown mode '{opts.mode}'", fix=f"choose {' or '.join(MODES)}")
+        if opts.mode == "tile" and opts.throughput:
+            raise ConfigError("tile mode already keeps several requests busy", fix="leave out --throughput")
+        if opts.overlays not in (None, "all", "failed"):
+            raise ConfigError(f"--overlays takes all or failed, not {opts.overlays}")
+        if (opts.video or opts.masks or opts.overlays) and opts.out is None:
+            raise ConfigError("--video, --masks and --overlays write into --out DIR", fix="add --out DIR")
+        self.opts = opts
+        self.bundle = Bundle.read(opts.bundle)
+        manifest = self.bundle.manifest
+        self.class_names = [c["name"] for c in manifest["classes"]]
+        self.class_colors = [tuple(c["color"]) for c in manifest["classes"]]
+        self.rules = (InspectionRules.from_yaml(opts.rules, self.class_names) if opts.rules else InspectionRules())
+        self.source = open_source(opts.source, **opts.camera)
+        ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)
+        self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after)
+        self.capture.start()
+        self.engine = None
+        self.sinks: list[Sink] = []
+        try:
+            self._open(manifest)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, manifest: dict) -> None:
+        opts, frame_shape = self.opts, self.capture.frame_shape
+        spec = manifest["input"]
+        tiles = None
+        if opts.mode == "tile":
+            tiles = TileGrid(frame_shape[0], frame_shape[1], spec["height"], spec["width"], opts.overlap)
+        engine_options = dict(opts.engine_options)
+        if opts.throughput and self.bundle.backend == "openvino":
+            engine_options.setdefault("hint", "throughput")
+        requests = 1
+        if opts.throughput:
+            requests = opts.requests or DEFAULT_REQUESTS
+        elif tiles is not None:
+            requests = min(len(tiles), opts.requests or DEFAULT_REQUESTS)
+        self.engine = open_engine(self.bundle, requests=requests, **engine_options)
+        self.sinks = self._sinks(frame_shape)
+        self.loop = InspectionLoop(self.engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
+                                   opts.throughput, self.source.color_order,
+                                   StatusLine() if opts.status else None)
+        self.tiles = tiles
+
+    def _sinks(self, frame_shape: tuple[int, ...]) -> list[Sink]:
+        opts, sinks = self.opts, []
+        renderer = None
+        if opts.video or opts.overlays or opts.window:
+            renderer = OverlayRenderer(frame_shape, self.class_names, self.class_colors, opts.alpha,
+                                       self.source.color_order)
+        if opts.out is not None:
+            opts.out.mkdir(parents=True, exist_ok=True)
+            sinks.append(JsonLinesSink(opts.out / "results.jsonl"))
+            if opts.masks:
+                sinks.append(MaskPngSink(opts.out / "masks"))
+            if opts.overlays:
+                sinks.append(OverlayImageSink(opts.out / "overlays", renderer, opts.overlays == "failed"))
+            if opts.video:
+                sinks.append(OverlayVideoSink(opts.out / "overlay.mp4", renderer, self.source.fps or 25.0))
+        if opts.window:
+            sinks.append(WindowSink(renderer))
+        return sinks
+
+    def run(self) -> RunSummary:
+        """Stream until the source ends, ``max_frames``, or ``loop.stop()``; a source lost for
+        good ends the run with ``summary.error`` set. Writes timing.json into --out."""
+        error = None
+        try:
+            summary = self.loop.run(self.opts.max_frames)
+        except SourceError as e:
+            error = e
+            summary = RunSummary(self.loop.frames, self.loop.failed, self.capture.dropped, self.capture.bad,
+                                 self.capture.reconnects, 0.0, "source lost", self.loop.times.summary())
+        summary.error = error
+        if self.opts.out is not None:
+            report = {"bundle": str(self.opts.bundle), "source": self.opts.source, "mode": self.opts.mode,
+                      "throughput": self.opts.throughput, "requests": self.engine.requests,
+                      "frame_shape": list(self.capture.frame_shape), **summary.to_dict()}
+            if self.tiles is not None:
+                report["tiles"] = {"count": len(self.tiles), "overlap": self.opts.overlap}
+            (self.opts.out / "timing.json").write_text(json.dumps(report, indent=2) + "\n")
+        return summary
+
+    def close(self) -> None:
+        self.capture.stop()
+        if self.engine is not None:
+            self.engine.close()

@@ -1,0 +1,123 @@
+"""Where results go: one JSON line per frame, mask PNGs, overlay video and images, a window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import ConfigError
+from edgeseg.runtime.overlay import OverlayRenderer
+from edgeseg.runtime.postprocess import Inspection, Postprocessor
+from edgeseg.runtime.timing import STAGES
+
+
+class FrameResult:
+    """One frame's results. ``frame`` and ``mask`` are reused buffers, valid while sinks write;
+    the frame-size mask is made when a sink first asks for it."""
+
+    __slots__ = ("index", "timestamp", "frame", "_post", "inspection", "timings")
+
+    def __init__(self, index: int, timestamp: float, frame: np.ndarray, post: Postprocessor,
+                 inspection: Inspection, timings: np.ndarray):
+        self.index, self.timestamp, self.frame, self._post = index, timestamp, frame, post
+        self.inspection = inspection
+        self.timings = timings  # seconds per stage, STAGES order (sink and end to end not yet known)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The class mask at frame size."""
+        return self._post.frame_mask()
+
+
+class Sink:
+    wants_stop = False  # a sink may end the run (a window's q key)
+
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLinesSink(Sink):
+    """``results.jsonl``: index, timestamp, verdict, reasons, regions and stage timings per frame.
+    Written a line at a time, so a stopped or killed run keeps every finished frame."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "w", buffering=1)
+
+    def write(self, result: FrameResult) -> None:
+        inspection = result.inspection
+        line = {"index": result.index, "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
+                "regions": [r.to_dict() for r in inspection.regions],
+                "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
+        self.file.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class MaskPngSink(Sink):
+    """``masks/00000042.png``: the class-id mask at frame size."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: FrameResult) -> None:
+        cv2.imwrite(str(self.folder / f"{result.index:08d}.png"), result.mask)
+
+
+class OverlayVideoSink(Sink):
+    """``overlay.mp4`` (MPEG-4 part 2, which every OpenCV build can write)."""
+
+    def __init__(self, path: Path, renderer: OverlayRenderer, fps: float):
+        self.path, self.renderer = path, renderer
+        height, width = renderer.image.shape[:2]
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not self.writer.isOpened():
+            raise ConfigError("cannot write the overlay video", path, "check the folder, or leave out --video")
+
+    def write(self, result: FrameResult) -> None:
+        self.writer.write(self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index))
+
+    def close(self) -> None:
+        self.writer.release()
+
+
+class OverlayImageSink(Sink):
+    """``overlays/00000042.jpg``: the overlay of each frame, or only of failed frames."""
+
+    def __init__(self, folder: Path, renderer: OverlayRenderer, failed_only: bool = False):
+        self.folder, self.renderer, self.failed_only = folder, renderer, failed_only
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: FrameResult) -> None:
+        if self.failed_only and result.inspection.verdict.passed:
+            return
+        image = self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index)
+        cv2.imwrite(str(self.folder / f"{result.index:08d}.jpg"), image)
+
+
+class WindowSink(Sink):
+    """A window with the overlay (needs an OpenCV with a GUI, not the headless wheel); q stops."""
+
+    def __init__(self, renderer: OverlayRenderer, title: str = "edgeseg"):
+        self.renderer, self.title = renderer, title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise ConfigError("this OpenCV has no window support (the headless wheel)",
+                              fix="pip install opencv-python, or write overlays with --out") from None
+
+    def write(self, result: FrameResult) -> None:
+        cv2.imshow(self.title, self.renderer.render(result.frame, result.mask, result.inspection.verdict,
+                                                    result.index))
+        self.wants_stop = (cv2.waitKey(1) & 0xFF) == ord("q")
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)

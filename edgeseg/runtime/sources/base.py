@@ -1,0 +1,83 @@
+"""The FrameSource contract: frames as the camera gives them, read into the caller's buffer.
+
+A source hands over 8-bit mono (H, W) or 8-bit colour (H, W, 3) frames in its ``color_order``;
+16-bit mono is scaled to 8 bits by its ``bit_depth``. ``read(out)`` fills ``out`` when the frame
+fits it (no allocation) and returns the frame, or None at the end of a file. A live source that
+fails raises ``FrameLost`` and is reopened by the capture thread; a frame that cannot be decoded
+raises ``BadFrame`` and is skipped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import cv2
+import numpy as np
+
+
+class FrameLost(Exception):
+    """A live source stopped giving frames (camera unplugged, stream cut)."""
+
+
+class BadFrame(Exception):
+    """One frame that cannot be used (corrupt, or of a shape or dtype the run does not take)."""
+
+
+class FrameSource(ABC):
+    live = False  # a live source keeps only the newest frame and is reopened when it drops
+    color_order = "bgr"  # of 3-channel frames: "bgr" or "rgb"
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; raises SourceError with what to do when it cannot."""
+
+    @abstractmethod
+    def read(self, out: np.ndarray | None) -> np.ndarray | None:
+        """The next frame, written into ``out`` when it fits; None at the end of a file."""
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+    @property
+    def fps(self) -> float | None:
+        """The source's nominal frame rate, where it has one."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+def to_8bit(frame: np.ndarray, out: np.ndarray | None, bit_depth: int) -> np.ndarray:
+    """A 16-bit mono frame scaled to 8 bits (full scale 2**bit_depth - 1), into ``out``."""
+    scale = 255.0 / ((1 << bit_depth) - 1)
+    if out is not None and out.shape == frame.shape[:2] and out.dtype == np.uint8:
+        return cv2.convertScaleAbs(frame, dst=out, alpha=scale)
+    return cv2.convertScaleAbs(frame, alpha=scale)
+
+
+def as_frame(image: np.ndarray, out: np.ndarray | None, bit_depth: int = 16) -> np.ndarray:
+    """A decoded image as the runtime takes it: uint8, mono (H, W) or BGR (H, W, 3), copied into
+    ``out`` when it fits; anything else is a BadFrame."""
+    if image is None or image.size == 0:
+        raise BadFrame("empty frame")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]  # drop alpha; BGRA's first three channels are BGR
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise BadFrame(f"a frame of shape {image.shape} is neither mono nor 3-channel colour")
+    if image.dtype == np.uint16:
+        if image.ndim != 2:
+            raise BadFrame("16-bit colour frames are not supported; give 8-bit colour or 16-bit mono")
+        return to_8bit(image, out, bit_depth)
+    if image.dtype != np.uint8:
+        raise BadFrame(f"frames of dtype {image.dtype} are not supported; give uint8 or 16-bit mono")
+    if out is None:  # the first frame: a copy of its own (the source may reuse or free its buffer)
+        return np.array(image, order="C")
+    if out.shape != image.shape:
+        raise BadFrame(f"frame of {image.shape} where the stream had {out.shape}")
+    np.copyto(out, image)
+    return out

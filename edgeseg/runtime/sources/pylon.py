@@ -1,0 +1,93 @@
+"""Basler GenICam cameras through pypylon (``pip install edgeseg[pylon]``): ``pylon://`` for the
+first camera, ``pylon://SERIAL`` for one by serial number, ``?pixel_format=Mono12`` to set the
+format. Frames are grabbed with the newest-only strategy and read zero-copy from pylon's buffer.
+Without a camera, ``PYLON_CAMEMU=1`` makes pylon emulate one."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from edgeseg.errors import SourceError
+from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource, as_frame
+
+GRAB_TIMEOUT_MS = 5000
+# pixel format -> (bit depth, colour order); frames come as they are, only 16-bit mono is scaled
+PIXEL_FORMATS = {"Mono8": (8, "gray"), "Mono10": (10, "gray"), "Mono12": (12, "gray"), "Mono16": (16, "gray"),
+                 "BGR8": (8, "bgr"), "BGR8Packed": (8, "bgr"), "RGB8": (8, "rgb"), "RGB8Packed": (8, "rgb")}
+
+
+def _pylon():
+    try:
+        from pypylon import pylon
+    except ImportError:
+        raise SourceError("pypylon is not installed", fix="pip install 'edgeseg[pylon]'") from None
+    return pylon
+
+
+class PylonSource(FrameSource):
+    live = True
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        parts = urlsplit(uri)
+        self.serial = (parts.netloc + parts.path).strip("/") or None
+        self.pixel_format = (parse_qs(parts.query).get("pixel_format") or [None])[0]
+        self.camera = None
+        self.bit_depth = 8
+
+    def open(self) -> None:
+        pylon = _pylon()
+        factory = pylon.TlFactory.GetInstance()
+        devices = factory.EnumerateDevices()
+        if self.serial:
+            devices = [d for d in devices if d.GetSerialNumber() == self.serial]
+        if not devices:
+            raise SourceError(f"no Basler camera{' with serial ' + self.serial if self.serial else ''} found",
+                              self.uri, "check the cable and pylon Viewer; PYLON_CAMEMU=1 emulates one")
+        try:
+            camera = pylon.InstantCamera(factory.CreateDevice(devices[0]))
+            camera.Open()
+            if self.pixel_format:
+                camera.PixelFormat.SetValue(self.pixel_format)
+            pixel_format = camera.PixelFormat.GetValue()
+            if pixel_format not in PIXEL_FORMATS:
+                camera.Close()
+                raise SourceError(f"pixel format {pixel_format} is not supported", self.uri,
+                                  f"add ?pixel_format= one of {', '.join(PIXEL_FORMATS)}")
+            self.bit_depth, self.color_order = PIXEL_FORMATS[pixel_format]
+            camera.StartGrabbing(pylon.GrabStrategy_LatestImageOnly)
+        except SourceError:
+            raise
+        except Exception as e:  # a GenICam error: the camera is busy, gone or refuses the setting
+            raise SourceError(f"cannot open the camera ({str(e).splitlines()[0][:200]})", self.uri,
+                              "close other programs using it (pylon Viewer) and check the settings") from None
+        self.camera = camera
+
+    def read(self, out: np.ndarray | None) -> np.ndarray | None:
+        pylon = _pylon()
+        try:
+            result = self.camera.RetrieveResult(GRAB_TIMEOUT_MS, pylon.TimeoutHandling_Return)
+        except Exception as e:
+            raise FrameLost(f"{self.uri}: {str(e).splitlines()[0][:200]}") from None
+        if result is None or not result.IsValid():
+            raise FrameLost(f"{self.uri}: no frame within {GRAB_TIMEOUT_MS} ms")
+        try:
+            if not result.GrabSucceeded():
+                if self.camera.IsCameraDeviceRemoved():
+                    raise FrameLost(f"{self.uri}: the camera was removed")
+                raise BadFrame(f"{self.uri}: grab failed ({result.GetErrorDescription()})")
+            with result.GetArrayZeroCopy() as image:
+                return as_frame(image, out, self.bit_depth)
+        finally:
+            result.Release()
+
+    def close(self) -> None:
+        if self.camera is not None:
+            try:
+                self.camera.StopGrabbing()
+                self.camera.Close()
+            except Exception:  # a removed camera cannot be closed cleanly; it is gone either way
+                pass
+            self.camera = None

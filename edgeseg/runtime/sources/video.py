@@ -1,0 +1,62 @@
+"""Video files and network streams (rtsp://, http(s)://, udp://, tcp://), through OpenCV's FFmpeg."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.errors import SourceError
+from edgeseg.runtime.sources.base import BadFrame
+from edgeseg.runtime.sources.opencv_capture import OpenCvCaptureSource, timeouts
+
+log = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+_SKIP_TRIES = 8  # a corrupt stretch in a file: frames tried past it before calling it the end
+
+
+class VideoFileSource(OpenCvCaptureSource):
+    """A video file: every frame in order, none dropped; the end of the file ends the run."""
+
+    backend = cv2.CAP_FFMPEG
+    fix = "check that the file is a video FFmpeg can read"
+
+    def __init__(self, uri: str):
+        super().__init__(uri, str(Path(uri.removeprefix("file://"))))
+        self.frames_read = 0
+
+    def open(self) -> None:
+        if not Path(self.target).is_file():
+            raise SourceError("video file not found", self.target, "give an existing file")
+        super().open()
+        self.frames_read = 0
+        self.frame_count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def read(self, out: np.ndarray | None) -> np.ndarray | None:
+        frame = super().read(out)
+        if frame is not None:
+            self.frames_read += 1
+            return frame
+        if self.frame_count and self.frames_read < self.frame_count - 1:
+            # A frame that cannot be decoded: skip past it, or report where the file ended early.
+            for _ in range(_SKIP_TRIES):
+                self.frames_read += 1
+                if self.capture.grab():
+                    raise BadFrame(f"{self.uri}: frame {self.frames_read - 1} cannot be decoded")
+            log.warning("%s: ended after %d of %d frames: the file may be truncated", self.uri,
+                        self.frames_read, self.frame_count)
+        return None
+
+
+class NetworkStreamSource(OpenCvCaptureSource):
+    """A network stream: live, reopened when it drops; open and read time out after a few seconds."""
+
+    live = True
+    backend = cv2.CAP_FFMPEG
+    fix = "check the address, and that the camera or server is up and reachable"
+
+    def __init__(self, uri: str):
+        super().__init__(uri, uri, timeouts())

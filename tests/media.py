@@ -1,0 +1,62 @@
+"""Test media: video files written with OpenCV and network streams served by ffmpeg on localhost."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0, fourcc: str = "mp4v") -> Path:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"cannot write {path}"
+    for frame in frames:
+        writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def numbered_frames(count: int, height: int = 64, width: int = 80) -> list[np.ndarray]:
+    """BGR frames whose brightness encodes their number (10 levels apart, survives compression)."""
+    return [np.full((height, width, 3), (i * 10) % 250, np.uint8) for i in range(count)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ffmpeg() -> str:
+    path = shutil.which("ffmpeg")
+    assert path, "ffmpeg is missing: .ci/run installs Debian's ffmpeg package"
+    return path
+
+
+def serve_stream(url: str, seconds: float = 30, size: str = "160x128", rate: int = 25) -> subprocess.Popen:
+    """ffmpeg sending a test pattern as MPEG-TS, in real time, to ``url`` (udp:// pushes; http://
+    with -listen 1 serves one client)."""
+    listen = ["-listen", "1"] if url.startswith("http") else []
+    return subprocess.Popen([ffmpeg(), "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                             f"testsrc=size={size}:rate={rate}", "-t", str(seconds), "-f", "mpegts", *listen, url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait(5)
+
+
+def wait_for(condition, timeout: float = 20.0, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
