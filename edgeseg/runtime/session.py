@@ -15,7 +15,7 @@ from edgeseg.runtime.loop import InspectionLoop, RunSummary, StatusLine
 from edgeseg.runtime.overlay import OverlayRenderer
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
-from edgeseg.runtime.sources import open_source
+from edgeseg.runtime.sources import FrameSource, open_source
 from edgeseg.runtime.tiles import TileGrid
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ DEFAULT_REQUESTS = 4  # in flight in throughput mode, and at most for a frame's 
 @dataclass
 class RunOptions:
     bundle: Path
-    source: str
+    source: str | FrameSource  # a URI, or a source object (a driver of one's own)
     out: Path | None = None  # results.jsonl and timing.json, plus what the flags below add
     rules: Path | None = None
     mode: str = "resize"
@@ -62,7 +62,8 @@ class InspectionSession:
         self.class_names = [c["name"] for c in manifest["classes"]]
         self.class_colors = [tuple(c["color"]) for c in manifest["classes"]]
         self.rules = (InspectionRules.from_yaml(opts.rules, self.class_names) if opts.rules else InspectionRules())
-        self.source = open_source(opts.source, **opts.camera)
+        self.source = (opts.source if isinstance(opts.source, FrameSource) else
+                       open_source(opts.source, **opts.camera))
         ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)
         self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after)
         self.capture.start()
@@ -126,7 +127,7 @@ class InspectionSession:
                                  self.capture.reconnects, 0.0, "source lost", self.loop.times.summary())
         summary.error = error
         if self.opts.out is not None:
-            report = {"bundle": str(self.opts.bundle), "source": self.opts.source, "mode": self.opts.mode,
+            report = {"bundle": str(self.opts.bundle), "source": self.source.uri, "mode": self.opts.mode,
                       "throughput": self.opts.throughput, "requests": self.engine.requests,
                       "frame_shape": list(self.capture.frame_shape), **summary.to_dict()}
             if self.tiles is not None:

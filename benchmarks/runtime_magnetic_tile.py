@@ -1,0 +1,283 @@
+"""Benchmark: the streaming runtime on a 1280x1024 Mono8 frame stream with the magnetic-tile model
+on OpenVINO, against the same compiled model's inference alone, a typical hand-written loop, and
+OpenVINO's own benchmark_app, in one run.
+
+Frames: 64 val photos of the magnetic-tile set, scaled to 1280x1024 Mono8 and handed over from
+memory at full speed, as a camera driver hands over its buffers (no decoding in the way).
+
+- inference alone: the bundle engine's ``infer()`` on a frame already at model size.
+- edgeseg end to end: ``edgeseg run``'s loop (latency mode) from a frame leaving the capture ring
+  to its regions and verdict: resize into the engine, infer, threshold, regions, verdict. No
+  sinks (their cost depends on what is written; see the stage table of ``edgeseg run``).
+- hand-written loop: what one would write without edgeseg on the same backend: cv2.resize,
+  numpy float normalisation, the float32 model (raw logits, NCHW) run at float32, numpy argmax,
+  the mask resized to the frame. Also timed with OpenVINO's defaults, which on a CPU with AMX
+  quietly run that model in bf16.
+- throughput: the loop in throughput mode (requests in flight, throughput hint) in frames per
+  second, against ``benchmark_app -hint throughput`` on the same IR at the same inference
+  precision (which only runs inference, on random data).
+
+Latency figures are medians over interleaved rounds. Targets: end to end <= 1.10x inference
+alone; throughput >= 0.9x benchmark_app; end to end >= 2x faster than the hand-written loop.
+
+    .venv/bin/python benchmarks/runtime_magnetic_tile.py --checkpoint best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeseg.engines.bundle import Bundle
+from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.runtime.sources.base import FrameSource
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
+ENGINE_RUNS = HERE / "results" / "engines_magnetic_tile" / "run"
+DEFAULT_BUNDLES = [ENGINE_RUNS / "256px" / "openvino-int8", ENGINE_RUNS / "256px" / "openvino-bf16",
+                   ENGINE_RUNS / "512px" / "openvino-int8", ENGINE_RUNS / "512px" / "openvino-bf16"]
+FRAME_W, FRAME_H = 1280, 1024
+
+
+class PreloadedCamera(FrameSource):
+    """Frames in memory, handed over in turn at full speed (not live: none is dropped)."""
+
+    def __init__(self, frames: list[np.ndarray], count: int):
+        super().__init__(f"memory://{len(frames)}-frames")
+        self.frames, self.count, self.position = frames, count, 0
+
+    def open(self) -> None:
+        self.position = 0
+
+    def read(self, out):
+        if self.position >= self.count:
+            return None
+        frame = self.frames[self.position % len(self.frames)]
+        self.position += 1
+        if out is None:
+            return frame.copy()
+        np.copyto(out, frame)
+        return out
+
+
+def stream_frames(data: Path, count: int) -> list[np.ndarray]:
+    names = (data / "val.txt").read_text().split()
+    picked = [names[i] for i in np.linspace(0, len(names) - 1, count).round().astype(int)]
+    frames = []
+    for name in picked:
+        path = next((data / "images").glob(f"{name}.*"))
+        frames.append(cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (FRAME_W, FRAME_H),
+                                 interpolation=cv2.INTER_LINEAR))
+    return frames
+
+
+def raw_float_model(checkpoint: Path, size: int, out: Path) -> tuple[Path, list, list]:
+    """The trained network as a typical export: float32 NCHW normalised input, logits out."""
+    import torch
+
+    from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    norm = state["meta"]["normalization"]
+    if not out.is_file():
+        model = model_from_checkpoint(state).eval()
+        torch.onnx.export(model, torch.zeros(1, 1, size, size), str(out), input_names=["x"], output_names=["logits"],
+                          dynamo=False)
+    return out, norm["mean"], norm["std"]
+
+
+def handwritten_loop(model: Path, size: int, mean: list, std: list, f32: bool):
+    """One frame as a typical script does it; returns the frame-size mask. ``f32``: the float32
+    model run at float32; otherwise OpenVINO's defaults (which run it in bf16 on CPUs with AMX)."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": "f32"} if f32 else {}
+    compiled = ov.Core().compile_model(str(model), "CPU", config)
+    mean, std = np.float32(mean[0]), np.float32(std[0])
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        x = cv2.resize(frame, (size, size)).astype(np.float32) / 255.0
+        x = (x - mean) / std
+        logits = compiled(x[None, None])[0]
+        mask = np.argmax(logits, axis=1)[0].astype(np.uint8)
+        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST)
+
+    return run, {"hint": str(compiled.get_property("PERFORMANCE_HINT")),
+                 "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
+
+
+def benchmark_app(bundle: Path, precision: str, seconds: int) -> float:
+    tool = shutil.which("benchmark_app") or str(Path(__import__("sys").executable).parent / "benchmark_app")
+    out = subprocess.run([tool, "-m", str(bundle / "model.xml"), "-d", "CPU", "-hint", "throughput",
+                          "-infer_precision", precision, "-t", str(seconds)], capture_output=True, text=True,
+                         check=True).stdout
+    return float(re.search(r"Throughput:\s+([\d.]+)\s+FPS", out).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundles", type=Path, nargs="+", default=DEFAULT_BUNDLES,
+                        help="OpenVINO bundles of the magnetic-tile model (default: the engine benchmark's)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint they were built from")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=300, help="frames per configuration, over all rounds")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--throughput-frames", type=int, default=600)
+    parser.add_argument("--benchmark-app-seconds", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "runtime_magnetic_tile")
+    args = parser.parse_args()
+    (args.out / "run").mkdir(parents=True, exist_ok=True)
+    frames = stream_frames(args.data, args.frames)
+    per_round = args.iterations // args.rounds
+
+    configs = []
+    for path in args.bundles:
+        manifest = Bundle.read(path).manifest
+        size, precision = manifest["input"]["height"], manifest["precision"]
+        session = InspectionSession(RunOptions(path, PreloadedCamera(frames, 10 ** 9), status=False))
+        model, mean, std = raw_float_model(args.checkpoint, size, args.out / "run" / f"raw_fp32_{size}.onnx")
+        handwritten, _ = handwritten_loop(model, size, mean, std, f32=True)
+        handwritten_default, defaults = handwritten_loop(model, size, mean, std, f32=False)
+        configs.append({"bundle": path, "size": size, "precision": precision, "session": session,
+                        "inference_precision": manifest["engine"]["inference_precision"],
+                        "handwritten": handwritten, "handwritten_default": handwritten_default,
+                        "handwritten_defaults": defaults, "infer_ms": [], "handwritten_ms": [],
+                        "handwritten_default_ms": []})
+        print(f"{path}: {size} px {precision}", flush=True)
+
+    def time_inference(config):
+        engine = config["session"].engine
+        pre = config["session"].loop.pre
+        for i in range(per_round):
+            pre(frames[i % len(frames)])
+            start = time.perf_counter()
+            engine.infer()
+            config["infer_ms"].append((time.perf_counter() - start) * 1e3)
+
+    def time_handwritten(config, which):
+        for i in range(per_round):
+            start = time.perf_counter()
+            config[which](frames[i % len(frames)])
+            config[f"{which}_ms"].append((time.perf_counter() - start) * 1e3)
+
+    for config in configs:  # warm-up
+        config["session"].loop.run(max_frames=20)
+        config["handwritten"](frames[0])
+        config["handwritten_default"](frames[0])
+    for config in configs:
+        config["session"].loop.times.count = 0  # forget the warm-up
+        config["session"].loop.frames = 0
+    for round_number in range(args.rounds):
+        for config in configs:
+            time_inference(config)
+            loop = config["session"].loop
+            loop.run(max_frames=loop.frames + per_round)
+            time_handwritten(config, "handwritten")
+            time_handwritten(config, "handwritten_default")
+        print(f"round {round_number + 1}/{args.rounds} done", flush=True)
+
+    rows = []
+    for config in configs:
+        loop = config["session"].loop
+        stages = loop.times.summary()
+        config["session"].close()
+        infer = statistics.median(config["infer_ms"])
+        handwritten = statistics.median(config["handwritten_ms"])
+        handwritten_default = statistics.median(config["handwritten_default_ms"])
+        e2e = stages["end_to_end"]["p50_ms"]
+        # throughput: the loop with requests in flight, then benchmark_app on the same IR
+        session = InspectionSession(RunOptions(config["bundle"], PreloadedCamera(frames, args.throughput_frames + 40),
+                                               throughput=True, status=False))
+        session.loop.run(max_frames=40)
+        started, done = time.perf_counter(), session.loop.frames
+        summary = session.loop.run()
+        fps = (summary.frames - done) / (time.perf_counter() - started)
+        requests = session.engine.requests
+        session.close()
+        limit = benchmark_app(config["bundle"], config["inference_precision"], args.benchmark_app_seconds)
+        row = {"size": config["size"], "precision": config["precision"],
+               "inference_precision": config["inference_precision"], "infer_p50_ms": infer,
+               "e2e_p50_ms": e2e, "e2e_p99_ms": stages["end_to_end"]["p99_ms"],
+               "stages_p50_ms": {k: v["p50_ms"] for k, v in stages.items()},
+               "e2e_over_infer": e2e / infer, "handwritten_p50_ms": handwritten,
+               "speedup_vs_handwritten": handwritten / e2e, "handwritten_default_p50_ms": handwritten_default,
+               "handwritten_defaults": config["handwritten_defaults"],
+               "speedup_vs_handwritten_default": handwritten_default / e2e,
+               "throughput_fps": fps, "throughput_requests": requests, "benchmark_app_fps": limit,
+               "throughput_vs_benchmark_app": fps / limit}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    result = {"date": date.today().isoformat(), "cpu": _cpu(), "frame": [FRAME_H, FRAME_W], "frames": args.frames,
+              "iterations": args.iterations, "rounds": args.rounds, "checkpoint": str(args.checkpoint), "rows": rows}
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "table.md").write_text(table(rows) + "\n")
+    plot(rows, args.out / "stages.png")
+    print(table(rows))
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | inference alone p50 | edgeseg end to end p50 (pre / infer / post) | e2e ÷ inference | "
+             "hand-written loop p50, f32 (× edgeseg) | same, OpenVINO defaults (×) | throughput fps (requests) | "
+             "benchmark_app fps | ÷ benchmark_app |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        s = r["stages_p50_ms"]
+        lines.append(
+            f"| {r['size']} px {r['precision']} ({r['inference_precision']}) | {r['infer_p50_ms']:.2f} ms | "
+            f"{r['e2e_p50_ms']:.2f} ms ({s['preprocess']:.2f} / {s['infer']:.2f} / {s['postprocess']:.2f}) | "
+            f"{r['e2e_over_infer']:.3f} | {r['handwritten_p50_ms']:.2f} ms ({r['speedup_vs_handwritten']:.1f}) | "
+            f"{r['handwritten_default_p50_ms']:.2f} ms ({r['speedup_vs_handwritten_default']:.1f}) | "
+            f"{r['throughput_fps']:.1f} ({r['throughput_requests']}) | {r['benchmark_app_fps']:.1f} | "
+            f"{r['throughput_vs_benchmark_app']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    labels = [f"{r['size']} px {r['precision']}" for r in rows]
+    x = np.arange(len(rows))
+    bottom = np.zeros(len(rows))
+    for stage, color in (("preprocess", "tab:green"), ("infer", "tab:blue"), ("postprocess", "tab:orange")):
+        values = np.array([r["stages_p50_ms"][stage] for r in rows])
+        ax.bar(x - 0.2, values, 0.4, bottom=bottom, color=color, label=f"edgeseg: {stage}")
+        bottom += values
+    ax.bar(x + 0.2, [r["handwritten_p50_ms"] for r in rows], 0.4, color="tab:gray", label="hand-written loop, f32")
+    ax.scatter(x + 0.2, [r["handwritten_default_p50_ms"] for r in rows], marker="_", s=600, color="tab:red",
+               zorder=3, label="hand-written, OpenVINO defaults")
+    ax.scatter(x - 0.2, [r["infer_p50_ms"] for r in rows], marker="_", s=600, color="black", zorder=3,
+               label="inference alone")
+    ax.set_xticks(x, labels)
+    ax.set(ylabel="p50 ms per 1280x1024 frame", title="Streaming runtime on OpenVINO, 2 CPU cores")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
