@@ -84,6 +84,24 @@ def test_a_truncated_video_ends_with_the_frames_it_has(tmp_path):
     assert [i for i, _ in got] == list(range(len(got)))
 
 
+def test_a_corrupt_frame_in_a_video_is_skipped_and_counted_and_the_rest_kept(tmp_path):
+    path = write_video(tmp_path / "clip.avi", numbered_frames(30), fourcc="MJPG")
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG starts
+    data[starts[15]:starts[15] + 300] = bytes(300)  # frame 15 loses its header
+    path.write_bytes(bytes(data))
+    capture = Capture(VideoFileSource(str(path)), slots=3)
+    capture.start()
+    got = _drain(capture)
+    capture.stop()
+    assert capture.bad == 1
+    indexes, contents = [i for i, _ in got], [round(float(f.mean()) / 10) for _, f in got]
+    assert indexes[:15] == contents[:15] == list(range(15))
+    assert 15 not in indexes and indexes == sorted(indexes)  # the skipped frame leaves a gap
+    # the rest is kept (OpenCV's FFmpeg reader may lose the one frame right after a corrupt one)
+    assert contents[15:] in (list(range(16, 25)) + list(range(5)), list(range(17, 25)) + list(range(5)))
+
+
 def test_an_unreadable_video_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.mp4"
     path.write_bytes(b"not a video at all" * 100)

@@ -34,7 +34,7 @@ class Capture:
         self.backoff = backoff
         self.give_up_after = give_up_after
         self.frames: list[np.ndarray] = []
-        self.index = np.zeros(slots, np.int64)  # frame number from the source, 0-based
+        self.index = np.zeros(slots, np.int64)  # frame number, 0-based: the source's own where it has one
         self.stamp = np.zeros(slots, np.float64)  # wall-clock seconds when the frame was captured
         self.captured = self.dropped = self.bad = self.reconnects = 0
         self.state = "idle"  # "running", "reconnecting", "ended"
@@ -76,7 +76,8 @@ class Capture:
         self._thread.start()
 
     def _publish(self, slot: int) -> None:
-        self.index[slot] = self._next_index
+        number = self.source.frame_number
+        self.index[slot] = self._next_index if number is None else number
         self.stamp[slot] = time.time()
         self._next_index += 1
         self.captured += 1
@@ -84,6 +85,7 @@ class Capture:
 
     def _count_bad(self, error: Exception) -> None:
         self.bad += 1
+        self._next_index += 1  # a skipped frame leaves a gap in the numbers
         if self.bad <= 10 or self.bad % 100 == 0:
             log.warning("frame skipped (%d so far): %s", self.bad, error)
 

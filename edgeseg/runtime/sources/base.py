@@ -29,6 +29,9 @@ class FrameSource(ABC):
 
     def __init__(self, uri: str):
         self.uri = uri
+        # the number of the frame last read, where the source has one (a file's frame, an image's
+        # place in the folder); otherwise frames are numbered as they arrive
+        self.frame_number: int | None = None
 
     @abstractmethod
     def open(self) -> None:

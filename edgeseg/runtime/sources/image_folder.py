@@ -38,6 +38,7 @@ class ImageFolderSource(FrameSource):
         if self.position >= len(self.paths):
             return None
         path = self.paths[self.position]
+        self.frame_number = self.position
         self.position += 1
         try:
             image = read_image(path)

@@ -27,13 +27,21 @@ class VideoFileSource(OpenCvCaptureSource):
     def __init__(self, uri: str):
         super().__init__(uri, str(Path(uri.removeprefix("file://"))))
         self.frames_read = 0
+        self._grabbed = False  # a frame grabbed past a corrupt one, still to be retrieved
 
     def open(self) -> None:
         if not Path(self.target).is_file():
             raise SourceError("video file not found", self.target, "give an existing file")
         super().open()
-        self.frames_read = 0
+        self.frames_read, self._grabbed = 0, False
         self.frame_count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def _grab(self, out: np.ndarray | None) -> np.ndarray | None:
+        if not self._grabbed:
+            return super()._grab(out)
+        self._grabbed = False
+        ok, frame = self.capture.retrieve(out) if out is not None else self.capture.retrieve()
+        return frame if ok else None
 
     def read(self, out: np.ndarray | None) -> np.ndarray | None:
         frame = super().read(out)
@@ -42,10 +50,12 @@ class VideoFileSource(OpenCvCaptureSource):
             return frame
         if self.frame_count and self.frames_read < self.frame_count - 1:
             # A frame that cannot be decoded: skip past it, or report where the file ended early.
+            corrupt = self.frames_read
             for _ in range(_SKIP_TRIES):
                 self.frames_read += 1
                 if self.capture.grab():
-                    raise BadFrame(f"{self.uri}: frame {self.frames_read - 1} cannot be decoded")
+                    self._grabbed = True
+                    raise BadFrame(f"{self.uri}: frame {corrupt} cannot be decoded")
             log.warning("%s: ended after %d of %d frames: the file may be truncated", self.uri,
                         self.frames_read, self.frame_count)
         return None
