@@ -40,7 +40,7 @@ import numpy as np
 
 from edgeseg.engines.bundle import Bundle
 from edgeseg.runtime.session import InspectionSession, RunOptions
-from edgeseg.runtime.sources.base import FrameSource
+from edgeseg.runtime.sources.memory import MemorySource
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
@@ -48,27 +48,6 @@ ENGINE_RUNS = HERE / "results" / "engines_magnetic_tile" / "run"
 DEFAULT_BUNDLES = [ENGINE_RUNS / "256px" / "openvino-int8", ENGINE_RUNS / "256px" / "openvino-bf16",
                    ENGINE_RUNS / "512px" / "openvino-int8", ENGINE_RUNS / "512px" / "openvino-bf16"]
 FRAME_W, FRAME_H = 1280, 1024
-
-
-class PreloadedCamera(FrameSource):
-    """Frames in memory, handed over in turn at full speed (not live: none is dropped)."""
-
-    def __init__(self, frames: list[np.ndarray], count: int):
-        super().__init__(f"memory://{len(frames)}-frames")
-        self.frames, self.count, self.position = frames, count, 0
-
-    def open(self) -> None:
-        self.position = 0
-
-    def read(self, out):
-        if self.position >= self.count:
-            return None
-        frame = self.frames[self.position % len(self.frames)]
-        self.position += 1
-        if out is None:
-            return frame.copy()
-        np.copyto(out, frame)
-        return out
 
 
 def stream_frames(data: Path, count: int) -> list[np.ndarray]:
@@ -146,7 +125,7 @@ def main() -> None:
     for path in args.bundles:
         manifest = Bundle.read(path).manifest
         size, precision = manifest["input"]["height"], manifest["precision"]
-        session = InspectionSession(RunOptions(path, PreloadedCamera(frames, 10 ** 9), status=False))
+        session = InspectionSession(RunOptions(path, MemorySource(frames, 10 ** 9), status=False))
         model, mean, std = raw_float_model(args.checkpoint, size, args.out / "run" / f"raw_fp32_{size}.onnx")
         handwritten, _ = handwritten_loop(model, size, mean, std, f32=True)
         handwritten_default, defaults = handwritten_loop(model, size, mean, std, f32=False)
@@ -198,7 +177,7 @@ def main() -> None:
         handwritten_default = statistics.median(config["handwritten_default_ms"])
         e2e = stages["end_to_end"]["p50_ms"]
         # throughput: the loop with requests in flight, then benchmark_app on the same IR
-        session = InspectionSession(RunOptions(config["bundle"], PreloadedCamera(frames, args.throughput_frames + 40),
+        session = InspectionSession(RunOptions(config["bundle"], MemorySource(frames, args.throughput_frames + 40),
                                                throughput=True, status=False))
         session.loop.run(max_frames=40)
         started, done = time.perf_counter(), session.loop.frames

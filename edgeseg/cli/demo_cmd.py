@@ -1,6 +1,8 @@
 """``edgeseg demo``: the main job on the built-in default, end to end on this machine:
-synthesize a data set, train briefly, export to ONNX and verify it against PyTorch, then compile
-it for OpenVINO (bf16 on CPUs with AMX or AVX-512 BF16, else fp32) and prove the bundle."""
+synthesize a data set and a conveyor-style inspection video, train briefly, export to ONNX and
+verify it against PyTorch, compile it for OpenVINO (bf16 on CPUs with AMX or AVX-512 BF16, else
+fp32) and prove the bundle, then stream the video through the runtime into an overlay video,
+one JSON line per frame and a latency report."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="synthesize data, train briefly, export, compile and verify (the built-in default)")
+    p = sub.add_parser("demo", help="synthesize data and a video, train briefly, export, compile, verify, stream "
+                                    "(the built-in default)")
     p.add_argument("-o", "--out", default="edgeseg-demo", help="folder for everything (default edgeseg-demo)")
     p.add_argument("--count", type=int, default=240, help="synthetic images (default 240)")
     p.add_argument("--image-size", type=int, default=192, help="synthetic image side (default 192)")
     p.add_argument("--input-size", type=int, default=128, help="model input side (default 128)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    p.add_argument("--video-parts", type=int, default=12, help="parts passing in the inspection video (default 12)")
     p.add_argument("--arch", default="unet")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
@@ -26,39 +30,56 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.cli.export_cmd import print_parity
     from edgeseg.data.check import check_dataset
     from edgeseg.data.synth import write_synthetic_dataset
+    from edgeseg.data.synth_video import write_inspection_video
     from edgeseg.export.compile import CompileOptions, compile_bundle
     from edgeseg.export.onnx_export import ExportOptions, export_onnx
+    from edgeseg.runtime.session import InspectionSession, RunOptions
     from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
 
     started = time.perf_counter()
     out = Path(args.out)
-    print(f"[1/5] synthesizing {args.count} inspection images")
+    print(f"[1/6] synthesizing {args.count} inspection images and a video of {args.video_parts} parts on a conveyor")
     data = write_synthetic_dataset(out / "data", args.count, args.image_size, seed=args.seed)
+    video = write_inspection_video(out / "line.mp4", args.video_parts, seed=args.seed)
     report = check_dataset(data, show_progress=False)
     if not report.ok:
         print(report.render())
         return 1
-    print(f"[2/5] training {args.arch} at {args.input_size} px for {args.epochs} epochs")
+    print(f"[2/6] training {args.arch} at {args.input_size} px for {args.epochs} epochs")
     cfg = TrainConfig(data=str(data), out=str(out / "run"), arch=args.arch, input_size=args.input_size,
                       epochs=args.epochs, batch_size=8, seed=args.seed, warmup_epochs=0.5)
     result = train(cfg)
-    print("[3/5] exporting to ONNX (uint8 frames in, uint8 mask and confidence out)")
+    print("[3/6] exporting to ONNX (uint8 frames in, uint8 mask and confidence out)")
     exported = export_onnx(ExportOptions(checkpoint=str(result.best_checkpoint), output=str(out / "model.onnx")))
-    print("[4/5] verifying the ONNX graph against PyTorch on the validation images")
+    print("[4/6] verifying the ONNX graph against PyTorch on the validation images")
     print_parity(exported.parity)
     precision = "bf16" if _cpu_runs_bf16() else "fp32"
-    print(f"[5/5] compiling for OpenVINO at {precision} and proving the bundle against the fp32 graph")
+    print(f"[5/6] compiling for OpenVINO at {precision} and proving the bundle against the fp32 graph")
     bundle = compile_bundle(CompileOptions(str(exported.path), str(out / f"bundle-openvino-{precision}"),
                                            backend="openvino", precision=precision, data=str(data)))
     print_accuracy(bundle.accuracy, "parity gate")
     print(f"  passed: {bundle.rule}")
+    print(f"[6/6] streaming {video.name} through the bundle: regions, verdicts, overlay video, timings")
+    stream = out / "stream"
+    session = InspectionSession(RunOptions(bundle.path, str(video), stream, video=True, overlays="failed"))
+    try:
+        summary = session.run()
+    finally:
+        session.close()
+    print(f"  {summary.frames} frames, {summary.frames - summary.failed} passed, {summary.failed} failed, "
+          f"{summary.fps:.0f} fps")
+    print("  " + session.loop.times.table().replace("\n", "\n  "))
     print(f"\ndone in {(time.perf_counter() - started) / 60:.1f} min")
     print(f"  data set       {data}")
     print(f"  checkpoint     {result.best_checkpoint}")
     print(f"  training plot  {out / 'run' / 'iou.png'}")
     print(f"  ONNX model     {exported.path}")
     print(f"  bundle         {bundle.path}   (edgeseg info {bundle.path})")
+    print(f"  video          {video}")
+    print(f"  overlay video  {stream / 'overlay.mp4'}   (failed frames also in {stream / 'overlays'})")
+    print(f"  results        {stream / 'results.jsonl'}   (one line per frame)")
+    print(f"  latency report {stream / 'timing.json'}")
     return 0
 
 

@@ -12,6 +12,7 @@ import collections
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -91,6 +92,7 @@ class InspectionLoop:
         self.sinks = sinks or []
         self.throughput = throughput
         self.status = status
+        self.on_frame: Callable[[], None] | None = None  # called after each frame's results are written
         frame_shape = capture.frame_shape
         self.pre = Preprocessor(engine, frame_shape, source_order)
         self.post = Postprocessor(engine, frame_shape[:2], rules, class_names, tiles)
@@ -135,6 +137,8 @@ class InspectionLoop:
         self.failed += not inspection.verdict.passed
         if self.status is not None:
             self.status.update(self, end)
+        if self.on_frame is not None:
+            self.on_frame()
 
     def _should_stop(self, max_frames: int | None) -> str | None:
         if self._stop.is_set():

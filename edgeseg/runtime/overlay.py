@@ -27,7 +27,7 @@ class OverlayRenderer:
         self._blend = np.zeros_like(self.image)
         self._to_bgr = (cv2.COLOR_GRAY2BGR if len(frame_shape) == 2 else
                         cv2.COLOR_RGB2BGR if source_order == "rgb" else None)
-        self.scale = max(0.4, width / 1600)
+        self.scale = max(0.5, width / 1000)
         self.thickness = max(1, round(self.scale * 2))
         self.line = int(28 * self.scale) + 6
         self.index = -1  # the frame last drawn, so several sinks share one drawing
@@ -49,10 +49,12 @@ class OverlayRenderer:
         return self.image
 
     def _text(self, text: str, origin: tuple[int, int], color=(255, 255, 255)) -> None:
-        cv2.putText(self.image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, self.scale * 0.8, (0, 0, 0),
-                    self.thickness + 2, cv2.LINE_AA)
-        cv2.putText(self.image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, self.scale * 0.8, color, self.thickness,
-                    cv2.LINE_AA)
+        # a shadow one pixel down and right keeps the text readable on any surface (a thicker
+        # stroke would be wider too: Hershey glyphs advance with their thickness)
+        x, y = origin
+        for at, ink in (((x + 1, y + 1), (0, 0, 0)), ((x, y), color)):
+            cv2.putText(self.image, text, at, cv2.FONT_HERSHEY_SIMPLEX, self.scale * 0.8, ink, self.thickness,
+                        cv2.LINE_AA)
 
     def _banner(self, verdict: Verdict, index: int) -> None:
         color = PASS_BGR if verdict.passed else FAIL_BGR

@@ -19,6 +19,11 @@ class StageTimes:
         self.count = 0
         self._row = {name: i for i, name in enumerate(stages)}
 
+    def reset(self) -> None:
+        """Forget what was recorded (after a warm-up)."""
+        self.maximum[:] = 0
+        self.count = 0
+
     def add(self, values: np.ndarray) -> None:
         """One frame's stage durations in seconds, in ``stages`` order."""
         np.copyto(self.samples[:, self.count % self.window], values)
