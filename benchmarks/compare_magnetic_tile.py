@@ -54,7 +54,8 @@ CASES = [("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8
 
 def bundle_for(size: int, backend: str, precision: str, graph: Path, args) -> Path:
     """A bundle of this case: reused from --reuse-from or this run's folder, else built."""
-    for root in (args.reuse_from, args.out / "run"):
+    roots = (args.out / "run",) if backend in args.rebuild else (args.reuse_from, args.out / "run")
+    for root in roots:
         if root is not None and (root / f"{size}px" / f"{backend}-{precision}" / "manifest.json").is_file():
             return root / f"{size}px" / f"{backend}-{precision}"
     path = args.out / "run" / f"{size}px" / f"{backend}-{precision}"
@@ -244,13 +245,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--iterations", type=int, default=100, help="frames per runner at 256 px (fewer above)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--val-frames", type=int, default=100, help="val photos each new bundle proves itself on")
+    parser.add_argument("--val-frames", type=int, default=200, help="val photos each new bundle proves itself on")
     parser.add_argument("--benchmark-app-seconds", type=int, default=10)
     parser.add_argument("--accuracy-control-at", type=int, nargs="*", default=[256],
                         help="sizes whose int8 bundles use NNCF accuracy control (default 256, where plain int8 "
                              "loses 5 mIoU points)")
     parser.add_argument("--reuse-from", type=Path, help="a folder of SIZEpx/BACKEND-PRECISION bundles to time "
                                                         "instead of building them (e.g. the engine benchmark's run/)")
+    parser.add_argument("--rebuild", nargs="*", default=[], help="backends whose bundles --reuse-from must not "
+                                                                 "supply (built by an older edgeseg)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "compare_magnetic_tile")
     args = parser.parse_args()
     import torch

@@ -303,3 +303,14 @@ def test_sigterm_stops_a_live_run_cleanly_with_every_result_written(bundle_facto
     report = json.loads((out_dir / "timing.json").read_text())
     assert report["frames"] == len(lines) >= 10 and report["ended_by"] == "stop request"
     assert [line["index"] for line in lines] == sorted(line["index"] for line in lines)
+
+
+def test_a_window_without_gui_support_is_a_clear_error():
+    from edgeseg.runtime.overlay import OverlayRenderer
+    from edgeseg.runtime.sinks import WindowSink
+
+    gui = [line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines() if "GUI:" in line]
+    assert gui == ["NONE"]  # the headless wheel we depend on
+    renderer = OverlayRenderer((32, 32), ["bg", "a"], [(0, 0, 0), (255, 0, 0)])
+    with pytest.raises(ConfigError, match="no window support"):
+        WindowSink(renderer)

@@ -53,15 +53,20 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
     if precision not in PRECISIONS:
         raise ConfigError(f"ONNX Runtime does not take precision {precision}",
                           fix=f"choose one of {', '.join(PRECISIONS)} (bf16 is an OpenVINO CPU mode)")
+    import onnx  # build side only: compile runs where the build extra is installed
+
+    from edgeseg.export.head import confidence_without_softmax
+
     ort = _ort()
     options = _options({}, options)
+    rewritten, _ = confidence_without_softmax(onnx.load(str(graph)))
     so = _session_options(options["threads"])
     # Extended, not all: layout transforms (NCHWc) are specific to the build machine's CPU and
     # are applied again at load.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     so.optimized_model_filepath = str(out / MODEL_FILE)
     try:
-        ort.InferenceSession(str(graph), so, providers=[options["provider"]])
+        ort.InferenceSession(rewritten.SerializeToString(), so, providers=[options["provider"]])
     except Exception as e:
         raise EngineError(f"ONNX Runtime cannot load the graph ({str(e).splitlines()[0][:200]})", graph) from None
     return {"files": [MODEL_FILE], "options": options}

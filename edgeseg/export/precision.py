@@ -23,9 +23,7 @@ import onnx
 from edgeseg.errors import ExportError
 
 MIN_CALIBRATION_FRAMES = 300
-# the deploy graph's head after the logits (argmax; confidence = 1 / sum(exp(l - max l))) stays
-# float32: Softmax for graphs exported before the head was written this way
-_HEAD_OPS = ("Softmax", "ReduceMax", "ArgMax", "Sub", "Exp", "ReduceSum", "Reciprocal")
+_HEAD_OPS = ("Softmax", "ReduceMax", "ArgMax")
 
 
 def fp16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -33,15 +31,15 @@ def fp16_graph(model: onnx.ModelProto) -> onnx.ModelProto:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns about every weight it clamps into fp16 range
-        return convert_float_to_float16(model, keep_io_types=True, op_block_list=list(_HEAD_OPS))
+        return convert_float_to_float16(model, keep_io_types=True, op_block_list=["Softmax", "ReduceMax"])
 
 
 def classifier_convs(model: onnx.ModelProto) -> list[str]:
-    """Names of the convolutions whose output reaches the argmax without passing another
+    """Names of the convolutions whose output reaches the softmax without passing another
     convolution: the layers that produce the logits."""
     producers = {out: node for node in model.graph.node for out in node.output}
     found, seen = [], set()
-    stack = [i for node in model.graph.node if node.op_type in ("ArgMax", "Softmax") for i in node.input]
+    stack = [i for node in model.graph.node if node.op_type == "Softmax" for i in node.input]
     while stack:
         tensor = stack.pop()
         node = producers.get(tensor)
