@@ -1,6 +1,8 @@
 """Benchmark: train the compact U-Net on ../shared/datasets/magnetic-tile at 256 px on this CPU.
 
-Reports wall time, val mIoU and per-class IoU, and plots per-class IoU over epochs.
+Reports wall time, val mIoU and per-class IoU, and plots per-class IoU over epochs. Epochs are
+scored under bf16 autocast where the CPU has it (to pick the best one cheaply); the kept
+checkpoint is then measured again in fp32, and that is the figure reported.
 Target: mean IoU over the five defect classes >= 0.50 and background >= 0.98 within
 30 minutes of training.
 
@@ -19,8 +21,12 @@ from pathlib import Path
 
 import torch
 
+from edgeseg.data import DatasetLayout
+from edgeseg.metrics import iou_report
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.trainer import cpu_has_bf16, train
+from edgeseg.training.dataset import load_split
+from edgeseg.training.trainer import cpu_has_bf16, evaluate, train
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
@@ -31,6 +37,20 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
+    """Val IoU of a checkpoint in fp32, on whole val images at its input size, and what the
+    checkpoint says of its calibration."""
+    state = load_checkpoint(checkpoint)
+    meta = state["meta"]
+    layout = DatasetLayout.open(data)
+    images, masks = load_split(layout, "val", meta["input"]["channels"], meta["input"]["height"], train=False)
+    confusion = evaluate(model_from_checkpoint(state), images, masks, meta["normalization"]["mean"],
+                         meta["normalization"]["std"], layout.classes.num_classes)
+    calibration = {"class_offsets": meta.get("class_offsets"), **meta.get("calibration", {}),
+                   "val_before_calibration_bf16": meta.get("metrics_before_calibration")}
+    return iou_report(confusion, layout.classes.names), calibration
 
 
 def main() -> None:
@@ -46,15 +66,17 @@ def main() -> None:
     result = train(cfg)
     wall = time.perf_counter() - started
     best = max(result.history, key=lambda h: h["val"]["miou"])
+    fp32, calibration = fp32_report(result.best_checkpoint, cfg.data)
     summary = {
         "date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
         "bf16_autocast": cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16()),
         "config": args.config, "epochs_run": len(result.history), "wall_minutes_total": round(wall / 60, 2),
         "wall_minutes_training": round(result.history[-1]["elapsed_s"] / 60, 2),
-        "best_epoch": best["epoch"], "best_val": best["val"],
-        "targets": {"defect_miou>=0.50": best["val"]["defect_miou"] >= 0.50,
-                    "background_iou>=0.98": best["val"]["per_class_iou"]["background"] >= 0.98,
-                    "within_30_min": result.history[-1]["elapsed_s"] <= 30 * 60 + 120},
+        "wall_minutes_training_and_calibration": round(result.wall_seconds / 60, 2),
+        "best_epoch": best["epoch"], "best_val": fp32, "calibration": calibration,
+        "targets": {"defect_miou>=0.50": fp32["defect_miou"] >= 0.50,
+                    "background_iou>=0.98": fp32["per_class_iou"]["background"] >= 0.98,
+                    "within_30_min": result.wall_seconds <= 30 * 60},
     }
     out = Path(args.out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -51,3 +51,9 @@ def iou_report(confusion: np.ndarray, names: list[str]) -> dict:
         "miou": round(mean_iou(confusion), 4),
         "defect_miou": round(mean_iou(confusion, list(range(1, len(names)))), 4) if len(names) > 1 else None,
     }
+
+
+def describe_report(report: dict) -> str:
+    """One line of an ``iou_report``: mIoU, defect mIoU and every class's IoU."""
+    per = ", ".join(f"{k} {('—' if v is None else f'{v:.2f}')}" for k, v in report["per_class_iou"].items())
+    return f"mIoU {report['miou']:.3f} (defects {report['defect_miou']:.3f}; {per})"

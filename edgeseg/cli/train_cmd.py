@@ -7,7 +7,7 @@ import argparse
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
 _OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay",
               "dropout", "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed",
-              "max_minutes", "threads")
+              "max_minutes", "threads", "calibrate")
 
 
 def add_parser(sub) -> None:
@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses this wall time")
     p.add_argument("--threads", type=int)
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="after training, fit per-class score offsets on the train split and fold them into "
+                        "the classifier (default: on)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(run=run)
 

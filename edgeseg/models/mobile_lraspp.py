@@ -86,6 +86,12 @@ class MobileLRASPP(nn.Module):
             self.classify_context.bias.copy_(log_prior / 2)
             self.classify_detail.bias.copy_(log_prior / 2)
 
+    def shift_class_scores(self, offsets: torch.Tensor) -> None:
+        """Add a fixed offset to each class's score (a calibration folded into the bias); the
+        upsampling after the sum is linear, so the detail classifier's bias carries it."""
+        with torch.no_grad():
+            self.classify_detail.bias.add_(offsets.to(self.classify_detail.bias.dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         x = self.stem(x)

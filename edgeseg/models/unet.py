@@ -48,6 +48,11 @@ class CompactUNet(nn.Module):
         with torch.no_grad():
             self.head.bias.copy_(log_prior)
 
+    def shift_class_scores(self, offsets: torch.Tensor) -> None:
+        """Add a fixed offset to each class's score (a calibration folded into the bias)."""
+        with torch.no_grad():
+            self.head.bias.add_(offsets.to(self.head.bias.dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for down in self.downs:

@@ -39,6 +39,7 @@ class TrainConfig:
     bf16: str = "auto"  # autocast to bfloat16 on CPUs with AMX or AVX-512 BF16: auto | on | off
     seed: int = 0
     max_minutes: float | None = None  # stop after the epoch that crosses this wall time
+    calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

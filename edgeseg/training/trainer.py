@@ -18,16 +18,19 @@ from tqdm import tqdm
 import edgeseg
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
-from edgeseg.metrics import confusion_matrix, iou_report
+from edgeseg.metrics import describe_report, iou_report
 from edgeseg.models import build_model, get_architecture
+from edgeseg.data.frames import resize_pair
 from edgeseg.progress import progress
+from edgeseg.training.calibrate import calibrate_checkpoint
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
-                                      infer_channels, load_split, log_class_prior, repeat_factors,
-                                      to_tensor_batch)
+                                      infer_channels, load_split, log_class_prior, repeat_factors)
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
+from edgeseg.training.evaluation import evaluate
+from edgeseg.training.prefetch import prefetch
 
 
 @dataclass
@@ -62,30 +65,16 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _schedule(total_steps: int, warmup_steps: int):
+def _schedule(total_steps: int, warmup_steps: int, time_done=lambda: 0.0):
+    """Linear warm-up, then cosine decay to zero by the last step or, with a time limit, by the
+    time limit if that comes first (``time_done``: the share of it used), so that a run cut by
+    the clock still ends annealed instead of at a high learning rate."""
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        done = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        done = max((step - warmup_steps) / max(1, total_steps - warmup_steps), time_done())
         return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
     return factor
-
-
-@torch.no_grad()
-def evaluate(model, images, masks, mean, std, num_classes: int, batch_size: int = 16) -> np.ndarray:
-    """Confusion matrix of the model (fp32, eval mode) on pre-resized validation samples."""
-    model.eval()
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    for start in range(0, len(images), batch_size):
-        x, y = to_tensor_batch(images[start:start + batch_size], masks[start:start + batch_size], mean, std)
-        pred = model(x).argmax(1).to(torch.uint8).numpy()
-        confusion += confusion_matrix(pred, y.numpy(), num_classes)
-    return confusion
-
-
-def _describe(report: dict) -> str:
-    per = ", ".join(f"{k} {('—' if v is None else f'{v:.2f}')}" for k, v in report["per_class_iou"].items())
-    return f"mIoU {report['miou']:.3f} (defects {report['defect_miou']:.3f}; {per})"
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
@@ -114,11 +103,18 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
     model.set_class_prior(torch.from_numpy(log_class_prior(pixels)))
+    # NHWC activations: oneDNN's convolutions run 1.3-1.4x faster on them here (fp32 and bf16)
+    model = model.to(memory_format=torch.channels_last)
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps = batches.steps_per_epoch()
+    clock = {"started": time.perf_counter()}  # set again below, after a resume's elapsed time is known
+
+    def time_done() -> float:
+        return (time.perf_counter() - clock["started"]) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps))))
+        optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), time_done))
     # The moving average smooths the step-to-step swings of small-batch training on rare classes;
     # it averages the BatchNorm statistics too, so the averaged model is evaluated and kept as is.
     ema = (torch.optim.swa_utils.AveragedModel(
@@ -159,16 +155,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
 
-    started = time.perf_counter() - elapsed_before
+    started = clock["started"] = time.perf_counter() - elapsed_before
     names = table.names
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         losses = []
-        bar = progress(batches.epoch(rng), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+        bar = progress(prefetch(batches.epoch(rng)), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not show_progress, leave=False)
         for x, y in bar:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(x)
+                logits = model(x.contiguous(memory_format=torch.channels_last))
             loss = criterion(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -177,10 +173,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             if ema is not None:
                 ema.update_parameters(model)
             losses.append(loss.item())
+            # drawn with the bar's next update, at its own pace (a refresh per step floods a log)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
-                            best_miou=f"{max(best_miou, 0):.3f}")
+                            best_miou=f"{max(best_miou, 0):.3f}", refresh=False)
         kept = ema.module if ema is not None else model
-        report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes), names)
+        report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes, bf16=use_bf16), names)
         elapsed = time.perf_counter() - started
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
                         "elapsed_s": round(elapsed, 1)})
@@ -196,14 +193,17 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             "history": history, "best_miou": best_miou, "elapsed": elapsed,
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
         if show_progress:
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {_describe(report)}"
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
                        f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min]")
         (out / "history.json").write_text(json.dumps(history, indent=1))
-        if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
+        if cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60:
             if show_progress:
                 tqdm.write(f"stopping: {cfg.max_minutes} min time limit reached")
             break
 
     plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
-    best = max(history, key=lambda h: h["val"]["miou"])
-    return TrainResult(best_path, last_path, best["val"], history, time.perf_counter() - started)
+    best = max(history, key=lambda h: h["val"]["miou"])["val"]
+    if cfg.calibrate:
+        train_pairs = [resize_pair(image, mask, size) for image, mask in zip(train_images, train_masks)]
+        best = calibrate_checkpoint(best_path, train_pairs, (val_images, val_masks), use_bf16, show_progress)
+    return TrainResult(best_path, last_path, best, history, time.perf_counter() - started)

@@ -1,0 +1,91 @@
+"""Prefetched batches, the clock-bounded learning-rate schedule and the class-offset
+calibration after training."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edgeseg.data import DatasetLayout
+from edgeseg.metrics import iou_report
+from edgeseg.training.calibrate import fit_class_offsets
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.dataset import load_split
+from edgeseg.training.prefetch import prefetch
+from edgeseg.training.trainer import _schedule, evaluate, train
+
+
+def test_prefetch_yields_everything_in_order():
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+
+def test_prefetch_raises_the_producers_error_at_its_item():
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("corrupt sample")
+
+    seen = []
+    with pytest.raises(ValueError, match="corrupt sample"):
+        for item in prefetch(items()):
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_prefetch_stopped_early_frees_its_thread():
+    before = threading.active_count()
+    batches = prefetch(iter(range(1000)), depth=2)
+    assert next(batches) == 0
+    batches.close()  # the consumer stops: the producer must not stay blocked on a full queue
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
+def test_schedule_warms_up_then_decays_to_zero_by_the_last_step():
+    factor = _schedule(total_steps=100, warmup_steps=10)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(55) == pytest.approx(0.5) and factor(100) == pytest.approx(0.0)
+
+
+def test_schedule_decays_to_zero_by_the_time_limit_when_that_comes_first():
+    used = {"share": 0.0}
+    factor = _schedule(total_steps=1000, warmup_steps=10, time_done=lambda: used["share"])
+    assert factor(20) > 0.99  # early, by steps and by time
+    used["share"] = 0.5
+    assert factor(20) == pytest.approx(0.5)  # half the time gone: half way down the cosine
+    used["share"] = 1.2
+    assert factor(20) == 0.0  # past the limit: no more learning rate, whatever the step count
+
+
+def test_class_offsets_undo_a_shifted_score_and_never_make_it_worse():
+    rng = np.random.default_rng(0)
+    labels = rng.choice(3, size=20_000, p=[0.9, 0.05, 0.05]).astype(np.uint8)
+    scores = rng.normal(0, 1, (labels.size, 3)).astype(np.float32)
+    scores[np.arange(labels.size), labels] += 3.0  # a good model ...
+    scores[:, 1] -= 2.0  # ... whose class 1 was pushed down by 2 (as too weak a class weight would)
+    offsets, before, after = fit_class_offsets(scores, labels)
+    assert offsets[0] == 0.0 and 1.0 <= offsets[1] <= 2.5 and offsets[1] > offsets[2] + 0.75
+    assert after > before + 0.05
+    calibrated, same, _ = fit_class_offsets(scores + offsets, labels)
+    assert same == pytest.approx(after) and np.abs(calibrated).max() <= 0.25  # nothing left to gain
+
+
+def test_calibration_is_folded_into_the_checkpoint_and_measured(synth_data, tmp_path):
+    cfg = TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=2, batch_size=8,
+                      arch_kwargs={"base": 8}, seed=0, lr=5e-3, bf16="off")
+    result = train(cfg, show_progress=False)
+    state = load_checkpoint(result.best_checkpoint)
+    meta = state["meta"]
+    assert len(meta["class_offsets"]) == 5 and meta["class_offsets"][0] == 0.0
+    assert meta["calibration"]["train_miou_after"] >= meta["calibration"]["train_miou_before"]
+    assert "metrics_before_calibration" in meta and result.best_metrics == meta["metrics"]
+    # the saved model carries the offsets: measuring it again gives the recorded figures
+    layout = DatasetLayout.open(synth_data)
+    images, masks = load_split(layout, "val", 1, 64, train=False)
+    confusion = evaluate(model_from_checkpoint(state), images, masks, meta["normalization"]["mean"],
+                         meta["normalization"]["std"], layout.classes.num_classes)
+    assert iou_report(confusion, layout.classes.names)["miou"] == pytest.approx(meta["metrics"]["miou"])
