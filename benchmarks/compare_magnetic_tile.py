@@ -224,7 +224,9 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for runner in dict.fromkeys(r["runner"] for r in rows):
+    runners = list(dict.fromkeys(r["runner"] for r in rows))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors[:len(runners)])  # one colour per runner
+    for runner in runners:
         these = sorted((r for r in rows if r["runner"] == runner), key=lambda r: r["size"])
         style = "-" if runner.startswith("edgeseg") else "--"
         ax.plot([r["size"] ** 2 / 1e6 for r in these], [r["p50_ms"] for r in these], style, marker="o", label=runner)
@@ -240,7 +242,7 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="the trained model (needed unless --replot)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--iterations", type=int, default=100, help="frames per runner at 256 px (fewer above)")
@@ -255,7 +257,15 @@ def main() -> None:
     parser.add_argument("--rebuild", nargs="*", default=[], help="backends whose bundles --reuse-from must not "
                                                                  "supply (built by an older edgeseg)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "compare_magnetic_tile")
+    parser.add_argument("--replot", action="store_true", help="only redraw table.md and scaling.png from results.json")
     args = parser.parse_args()
+    if not args.replot and args.checkpoint is None:
+        parser.error("--checkpoint is required")
+    if args.replot:
+        rows = json.loads((args.out / "results.json").read_text())["rows"]
+        (args.out / "table.md").write_text(table(rows) + "\n")
+        plot_scaling(rows, args.out / "scaling.png")
+        return
     import torch
 
     torch.set_num_threads(2)
