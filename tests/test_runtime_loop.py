@@ -201,15 +201,19 @@ from edgeseg.runtime.session import InspectionSession, RunOptions
 
 session = InspectionSession(RunOptions(Path(sys.argv[1]), sys.argv[2], status=False))
 loop = session.loop
-if sys.argv[3] == "defects":  # every frame gets two defect regions, so regions and verdicts are made
-    engine, infer = session.engine, session.engine.infer
-    blob, speck = engine.mask[0, 10:30, 20:60], engine.mask[0, 80:84, 90:93]
+# The mask is set after inference, whatever the test model predicts: with defects every frame
+# gets the same two regions, so regions and verdicts are made; without, none.
+engine, infer = session.engine, session.engine.infer
+mask, blob, speck = engine.mask[0], engine.mask[0, 10:30, 20:60], engine.mask[0, 80:84, 90:93]
+with_defects = sys.argv[3] == "defects"
 
-    def infer_with_defects(request=0):
-        infer(request)
+def infer_with_known_mask(request=0):
+    infer(request)
+    mask.fill(0)
+    if with_defects:
         blob.fill(1)
         speck.fill(2)
-    engine.infer = infer_with_defects
+engine.infer = infer_with_known_mask
 for _ in range(20):
     loop._one_frame()
 gc.collect()
