@@ -262,6 +262,8 @@ def main() -> None:
     if not args.replot and args.checkpoint is None:
         parser.error("--checkpoint is required")
     if args.replot:
+        if not (args.out / "results.json").is_file():
+            parser.error(f"{args.out / 'results.json'} not found: run the benchmark first (--checkpoint)")
         rows = json.loads((args.out / "results.json").read_text())["rows"]
         (args.out / "table.md").write_text(table(rows) + "\n")
         plot_scaling(rows, args.out / "scaling.png")

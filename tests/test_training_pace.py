@@ -45,6 +45,18 @@ def test_prefetch_stopped_early_frees_its_thread():
     assert threading.active_count() == before
 
 
+def test_prefetch_stopped_with_its_end_marker_waiting_frees_its_thread():
+    before = threading.active_count()
+    batches = prefetch(iter(range(2)), depth=1)
+    assert next(batches) == 0
+    time.sleep(0.3)  # the producer has queued the last item and now waits to queue the end
+    batches.close()
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
 def test_schedule_warms_up_then_decays_to_zero_by_the_last_step():
     factor = _schedule(total_steps=100, warmup_steps=10)
     assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)

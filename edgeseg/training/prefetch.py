@@ -25,20 +25,24 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Queue an item, waiting while the queue is full; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            slots.put(_DONE)
+            put(_DONE)
         except BaseException as error:  # handed to the consumer, which raises it
-            slots.put(_Failure(error))
+            put(_Failure(error))
 
     worker = threading.Thread(target=produce, name="edgeseg-prefetch", daemon=True)
     worker.start()

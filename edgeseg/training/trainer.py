@@ -20,16 +20,15 @@ from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import describe_report, iou_report
 from edgeseg.models import build_model, get_architecture
-from edgeseg.data.frames import resize_pair
 from edgeseg.progress import progress
 from edgeseg.training.calibrate import calibrate_checkpoint
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
                                       infer_channels, load_split, log_class_prior, repeat_factors)
+from edgeseg.training.evaluation import evaluate
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
-from edgeseg.training.evaluation import evaluate
 from edgeseg.training.prefetch import prefetch
 
 
@@ -204,6 +203,6 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
     best = max(history, key=lambda h: h["val"]["miou"])["val"]
     if cfg.calibrate:
-        train_pairs = [resize_pair(image, mask, size) for image, mask in zip(train_images, train_masks)]
-        best = calibrate_checkpoint(best_path, train_pairs, (val_images, val_masks), use_bf16, show_progress)
+        best = calibrate_checkpoint(best_path, (train_images, train_masks), (val_images, val_masks), use_bf16,
+                                    show_progress)
     return TrainResult(best_path, last_path, best, history, time.perf_counter() - started)
