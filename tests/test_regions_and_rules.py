@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -34,6 +35,42 @@ def test_specks_below_the_minimum_area_are_ignored_and_background_is_never_a_reg
     regions = find_regions(_known_mask(), NAMES, min_area=2)
     assert sorted(r.area for r in regions) == [9, 20, 20]
     assert find_regions(np.zeros((8, 8), np.uint8), NAMES) == []
+
+
+def test_a_ring_with_an_island_in_its_hole_is_two_regions_measured_without_the_hole():
+    mask = np.zeros((30, 30), np.uint8)
+    mask[5:25, 5:25] = 1
+    mask[8:22, 8:22] = 0  # the ring's hole: 20x20 - 14x14 = 204 px of ring
+    mask[12:18, 12:18] = 1  # an island of the same class in the hole: 36 px
+    mask[14:16, 14:16] = 0  # ... with a hole of its own: 32 px
+    mask[15, 15] = 2  # and a crack pixel in that hole
+    confidence = np.where(mask == 1, 0.8, 0.1).astype(np.float32)
+    confidence[12:18, 12:18] = 0.6
+    regions = sorted(find_regions(mask, NAMES, confidence), key=lambda r: r.area)
+    assert [(r.class_name, r.area) for r in regions] == [("crack", 1), ("blowhole", 32), ("blowhole", 204)]
+    crack, island, ring = regions
+    assert ring.bbox == (5, 5, 20, 20) and ring.centroid == pytest.approx((14.5, 14.5))
+    assert ring.confidence == pytest.approx(0.8) and island.confidence == pytest.approx(0.6)
+    assert island.bbox == (12, 12, 6, 6) and crack.bbox == (15, 15, 1, 1)
+
+
+def test_regions_match_opencv_labelling_on_random_masks():
+    """Area, box and centroid of every region equal those of OpenCV's 8-connected labelling of
+    each class, on blobby masks full of holes, islands, specks and touching classes."""
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        noise = cv2.GaussianBlur(rng.random((48, 64)).astype(np.float32), (0, 0), rng.uniform(0.5, 3))
+        mask = np.digitize(noise, np.quantile(noise, [0.5, 0.7])).astype(np.uint8)
+        mask[rng.random(mask.shape) < 0.05 * (trial % 3)] = 0
+        found = sorted((r.class_id, r.area, r.bbox, round(r.centroid[0], 6), round(r.centroid[1], 6))
+                       for r in find_regions(mask, NAMES))
+        expected = []
+        for class_id in (1, 2):
+            count, _, stats, centroids = cv2.connectedComponentsWithStats((mask == class_id).view(np.uint8),
+                                                                          connectivity=8)
+            expected += [(class_id, int(stats[i, 4]), tuple(int(v) for v in stats[i, :4]),
+                          round(centroids[i, 0], 6), round(centroids[i, 1], 6)) for i in range(1, count)]
+        assert found == sorted(expected), trial
 
 
 def test_a_mask_of_the_wrong_kind_is_refused():
