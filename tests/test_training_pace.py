@@ -13,6 +13,7 @@ from edgeseg.training.calibrate import fit_class_offsets
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
+from edgeseg.training.ema import moving_average, warmed_decay
 from edgeseg.training.prefetch import prefetch
 from edgeseg.training.trainer import _schedule, evaluate, train
 
@@ -71,6 +72,27 @@ def test_schedule_decays_to_zero_by_the_time_limit_when_that_comes_first():
     assert factor(20) == pytest.approx(0.5)  # half the time gone: half way down the cosine
     used["share"] = 1.2
     assert factor(20) == 0.0  # past the limit: no more learning rate, whatever the step count
+
+
+def test_moving_average_follows_the_model_closely_at_first_and_smooths_later():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    ema = moving_average(model, 0.995)
+    weight = model[0].weight
+    ema.update_parameters(model)  # the first update copies
+    for _ in range(20):  # the weights move fast early in training
+        with torch.no_grad():
+            weight.add_(1.0)
+        ema.update_parameters(model)
+    # a fixed 0.995 would trail by about 19 of the 20; warmed up it trails by about 2
+    lag = (weight - ema.module[0].weight).abs().max().item()
+    assert 1 < lag < 4, lag
+    assert warmed_decay(0.995, 0) == pytest.approx(0.1) and warmed_decay(0.995, 10_000) == 0.995
+    model(torch.randn(4, 1, 3, 3))  # BatchNorm's statistics and batch count are averaged/kept too
+    ema.update_parameters(model)
+    assert ema.module[1].num_batches_tracked.item() == model[1].num_batches_tracked.item() == 1
+    assert not torch.equal(ema.module[1].running_mean, torch.zeros(2))
 
 
 def test_class_offsets_undo_a_shifted_score_and_never_make_it_worse():

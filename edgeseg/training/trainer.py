@@ -26,6 +26,7 @@ from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
                                       infer_channels, load_split, log_class_prior, repeat_factors)
+from edgeseg.training.ema import moving_average
 from edgeseg.training.evaluation import evaluate
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
@@ -116,9 +117,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), time_done))
     # The moving average smooths the step-to-step swings of small-batch training on rare classes;
     # it averages the BatchNorm statistics too, so the averaged model is evaluated and kept as is.
-    ema = (torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-        if cfg.ema_decay else None)
+    ema = moving_average(model, cfg.ema_decay) if cfg.ema_decay else None
     use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
 
     meta = {
