@@ -112,6 +112,26 @@ def test_throughput_mode_gives_each_frame_its_own_result(bundle_factory, frames,
         np.testing.assert_allclose(confidence, expected[index], atol=1e-6)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failing_result_handler_is_raised_to_the_caller_and_frees_its_slot(bundle_factory, frames, backend):
+    path = bundle_factory(backend, "fp32").path
+    with open_engine(path, requests=2) as engine:
+        def fail(slot):
+            raise ValueError(f"handler failed on slot {slot}")
+
+        engine.submit(engine.acquire(), fail)
+        with pytest.raises(ValueError, match="handler failed"):
+            engine.drain()
+        done = []
+        slots = [engine.acquire(), engine.acquire()]  # both slots are free again
+        assert sorted(slots) == [0, 1]
+        for slot in slots:
+            engine.inputs[slot][:] = frames[0]
+            engine.submit(slot, done.append)
+        engine.drain()
+        assert sorted(done) == [0, 1]
+
+
 def test_openvino_binds_our_arrays_without_copies(bundle_factory):
     with open_engine(bundle_factory("openvino", "fp32").path) as engine:
         request = engine._requests[0]

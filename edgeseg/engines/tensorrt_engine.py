@@ -16,12 +16,11 @@ TensorRT and cuda-python are imported only here; where either or a GPU is missin
 from __future__ import annotations
 
 import ctypes
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
+from edgeseg.engines.base import InOrderRequests, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError
 
@@ -136,7 +135,7 @@ class _Slot:
         self.graph_exec = None
 
 
-class TensorRtEngine(Engine):
+class TensorRtEngine(InOrderRequests):
     backend = NAME
 
     def __init__(self, bundle: Bundle, spec: IOSpec, requests: int = 1, **overrides):
@@ -170,8 +169,6 @@ class TensorRtEngine(Engine):
                                       "rebuild the bundle from an edgeseg export")
             self._slots.append(_Slot(context, stream, device, host))
         self._outputs = [n for n, _ in names[1:]]
-        self._free = deque(range(requests))
-        self._in_flight: deque[tuple[int, Done]] = deque()
         if self.options["cuda_graph"]:
             for slot in self._slots:
                 self._capture(slot)
@@ -222,26 +219,6 @@ class TensorRtEngine(Engine):
     def infer(self, request: int = 0) -> None:
         self._start(request)
         self._wait(request)
-
-    def acquire(self) -> int:
-        # Completion is collected here, in the caller's thread: the oldest request finishes first.
-        if self._free:
-            return self._free.popleft()
-        request, on_done = self._in_flight.popleft()
-        self._wait(request)
-        on_done(request)
-        return request
-
-    def submit(self, request: int, on_done: Done) -> None:
-        self._start(request)
-        self._in_flight.append((request, on_done))
-
-    def drain(self) -> None:
-        while self._in_flight:
-            request, on_done = self._in_flight.popleft()
-            self._wait(request)
-            on_done(request)
-            self._free.append(request)
 
     def close(self) -> None:
         cudart = getattr(self, "_cudart", None)

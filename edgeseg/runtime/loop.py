@@ -1,8 +1,9 @@
 """The inspection loop: frames from the capture ring through the engine into results and sinks.
 
 Latency mode runs one request per frame. Throughput mode keeps several requests in flight (the
-engine's acquire/submit: OpenVINO's AsyncInferQueue, CUDA streams on TensorRT) and finishes
-results in frame order. Tile mode runs a frame's tiles through the requests and stitches them.
+engine's acquire/submit: OpenVINO infer requests, CUDA streams on TensorRT, collected oldest first
+in this thread) and finishes results in frame order; its "infer" stage runs from submission to
+collection. Tile mode runs a frame's tiles through the requests and stitches them.
 After warm-up a frame allocates no buffer: every array here is made once.
 """
 
