@@ -49,7 +49,8 @@ def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
     confusion = evaluate(model_from_checkpoint(state), images, masks, meta["normalization"]["mean"],
                          meta["normalization"]["std"], layout.classes.num_classes)
     calibration = {"class_offsets": meta.get("class_offsets"), **meta.get("calibration", {}),
-                   "val_before_calibration_bf16": meta.get("metrics_before_calibration")}
+                   # as scored while training (under bf16 autocast where the summary's bf16_autocast says so)
+                   "val_before_calibration": meta.get("metrics_before_calibration")}
     return iou_report(confusion, layout.classes.names), calibration
 
 

@@ -48,6 +48,16 @@ class RegionScratch:
         return view
 
 
+def _is_hole(hierarchy: list, index: int) -> bool:
+    """In OpenCV's contour tree a region's outline sits at even depth, a hole's at odd depth."""
+    odd = False
+    parent = hierarchy[index][3]
+    while parent != -1:
+        odd = not odd
+        parent = hierarchy[parent][3]
+    return odd
+
+
 def _islands(hierarchy: list, outer: int) -> list[int]:
     """Outer contours of the regions inside the holes of region ``outer`` (its grandchildren in
     OpenCV's contour tree: region -> hole -> island)."""
@@ -89,7 +99,7 @@ def find_regions(mask: np.ndarray, class_names: list[str], confidence: np.ndarra
         contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
         hierarchy = hierarchy[0].tolist()  # plain lists: walked link by link below
         for index, contour in enumerate(contours):
-            if _depth_is_odd(hierarchy, index):  # the boundary of a hole, not of a region
+            if _is_hole(hierarchy, index):
                 continue
             x, y, w, h = cv2.boundingRect(contour)
             if w * h * sx * sy < min_area:  # even a full box would be too small
@@ -113,11 +123,3 @@ def find_regions(mask: np.ndarray, class_names: list[str], confidence: np.ndarra
                                   mean_confidence, scale))
     return regions
 
-
-def _depth_is_odd(hierarchy: list, index: int) -> bool:
-    odd = False
-    parent = hierarchy[index][3]
-    while parent != -1:
-        odd = not odd
-        parent = hierarchy[parent][3]
-    return odd
