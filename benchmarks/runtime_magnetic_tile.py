@@ -17,10 +17,12 @@ memory at full speed, as a camera driver hands over its buffers (no decoding in 
   second, against ``benchmark_app -hint throughput`` on the same IR at the same inference
   precision (which only runs inference, on random data).
 
-Latency figures are medians over interleaved rounds. Targets: end to end <= 1.10x inference
+Latency figures are medians over interleaved rounds. ``--loop-only`` times only inference alone
+against end to end, for a closer look at the loop's own cost on one bundle. Targets: end to end <= 1.10x inference
 alone; throughput >= 0.9x benchmark_app; end to end >= 2x faster than the hand-written loop.
 
     .venv/bin/python benchmarks/runtime_magnetic_tile.py --checkpoint best.pt
+    .venv/bin/python benchmarks/runtime_magnetic_tile.py --loop-only --bundles BUNDLE --rounds 6 --iterations 480
 """
 
 from __future__ import annotations
@@ -108,15 +110,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=Path, nargs="+", default=DEFAULT_BUNDLES,
                         help="OpenVINO bundles of the magnetic-tile model (default: the engine benchmark's)")
-    parser.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint they were built from")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="the checkpoint they were built from (for the hand-written loops)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=300, help="frames per configuration, over all rounds")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--throughput-frames", type=int, default=600)
     parser.add_argument("--benchmark-app-seconds", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "runtime_magnetic_tile")
+    parser.add_argument("--loop-only", action="store_true",
+                        help="only inference alone against end to end (no hand-written loops, no throughput)")
+    parser.add_argument("--out", type=Path, help="default: results/runtime_magnetic_tile (with --loop-only: "
+                        "results/runtime_magnetic_tile_loop)")
     args = parser.parse_args()
+    if args.checkpoint is None and not args.loop_only:
+        parser.error("--checkpoint is needed for the hand-written loops (or measure with --loop-only)")
+    default_out = "runtime_magnetic_tile_loop" if args.loop_only else "runtime_magnetic_tile"
+    args.out = args.out or HERE / "results" / default_out
     (args.out / "run").mkdir(parents=True, exist_ok=True)
     frames = stream_frames(args.data, args.frames)
     per_round = args.iterations // args.rounds
@@ -126,9 +136,11 @@ def main() -> None:
         manifest = Bundle.read(path).manifest
         size, precision = manifest["input"]["height"], manifest["precision"]
         session = InspectionSession(RunOptions(path, MemorySource(frames, 10 ** 9), status=False))
-        model, mean, std = raw_float_model(args.checkpoint, size, args.out / "run" / f"raw_fp32_{size}.onnx")
-        handwritten, _ = handwritten_loop(model, size, mean, std, f32=True)
-        handwritten_default, defaults = handwritten_loop(model, size, mean, std, f32=False)
+        handwritten = handwritten_default = defaults = None
+        if not args.loop_only:
+            model, mean, std = raw_float_model(args.checkpoint, size, args.out / "run" / f"raw_fp32_{size}.onnx")
+            handwritten, _ = handwritten_loop(model, size, mean, std, f32=True)
+            handwritten_default, defaults = handwritten_loop(model, size, mean, std, f32=False)
         configs.append({"bundle": path, "size": size, "precision": precision, "session": session,
                         "inference_precision": manifest["engine"]["inference_precision"],
                         "handwritten": handwritten, "handwritten_default": handwritten_default,
@@ -146,6 +158,8 @@ def main() -> None:
             config["infer_ms"].append((time.perf_counter() - start) * 1e3)
 
     def time_handwritten(config, which):
+        if config[which] is None:
+            return
         for i in range(per_round):
             start = time.perf_counter()
             config[which](frames[i % len(frames)])
@@ -153,8 +167,9 @@ def main() -> None:
 
     for config in configs:  # warm-up
         config["session"].loop.run(max_frames=20)
-        config["handwritten"](frames[0])
-        config["handwritten_default"](frames[0])
+        if not args.loop_only:
+            config["handwritten"](frames[0])
+            config["handwritten_default"](frames[0])
     for config in configs:
         config["session"].loop.times.count = 0  # forget the warm-up
         config["session"].loop.frames = 0
@@ -173,38 +188,43 @@ def main() -> None:
         stages = loop.times.summary()
         config["session"].close()
         infer = statistics.median(config["infer_ms"])
-        handwritten = statistics.median(config["handwritten_ms"])
-        handwritten_default = statistics.median(config["handwritten_default_ms"])
         e2e = stages["end_to_end"]["p50_ms"]
-        # throughput: the loop with requests in flight, then benchmark_app on the same IR
-        session = InspectionSession(RunOptions(config["bundle"], MemorySource(frames, args.throughput_frames + 40),
-                                               throughput=True, status=False))
-        session.loop.run(max_frames=40)
-        started, done = time.perf_counter(), session.loop.frames
-        summary = session.loop.run()
-        fps = (summary.frames - done) / (time.perf_counter() - started)
-        requests = session.engine.requests
-        session.close()
-        limit = benchmark_app(config["bundle"], config["inference_precision"], args.benchmark_app_seconds)
         row = {"size": config["size"], "precision": config["precision"],
                "inference_precision": config["inference_precision"], "infer_p50_ms": infer,
                "e2e_p50_ms": e2e, "e2e_p99_ms": stages["end_to_end"]["p99_ms"],
-               "stages_p50_ms": {k: v["p50_ms"] for k, v in stages.items()},
-               "e2e_over_infer": e2e / infer, "handwritten_p50_ms": handwritten,
-               "speedup_vs_handwritten": handwritten / e2e, "handwritten_default_p50_ms": handwritten_default,
-               "handwritten_defaults": config["handwritten_defaults"],
-               "speedup_vs_handwritten_default": handwritten_default / e2e,
-               "throughput_fps": fps, "throughput_requests": requests, "benchmark_app_fps": limit,
-               "throughput_vs_benchmark_app": fps / limit}
+               "stages_p50_ms": {k: v["p50_ms"] for k, v in stages.items()}, "e2e_over_infer": e2e / infer}
+        if not args.loop_only:
+            row.update(baselines(config, frames, e2e, args))
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     result = {"date": date.today().isoformat(), "cpu": _cpu(), "frame": [FRAME_H, FRAME_W], "frames": args.frames,
-              "iterations": args.iterations, "rounds": args.rounds, "checkpoint": str(args.checkpoint), "rows": rows}
+              "iterations": args.iterations, "rounds": args.rounds, "checkpoint": str(args.checkpoint),
+              "loop_only": args.loop_only, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "table.md").write_text(table(rows) + "\n")
     plot(rows, args.out / "stages.png")
     print(table(rows))
+
+
+def baselines(config: dict, frames: list[np.ndarray], e2e: float, args) -> dict:
+    """The hand-written loops' medians, then throughput mode against benchmark_app on the same IR."""
+    handwritten = statistics.median(config["handwritten_ms"])
+    handwritten_default = statistics.median(config["handwritten_default_ms"])
+    session = InspectionSession(RunOptions(config["bundle"], MemorySource(frames, args.throughput_frames + 40),
+                                           throughput=True, status=False))
+    session.loop.run(max_frames=40)
+    started, done = time.perf_counter(), session.loop.frames
+    summary = session.loop.run()
+    fps = (summary.frames - done) / (time.perf_counter() - started)
+    requests = session.engine.requests
+    session.close()
+    limit = benchmark_app(config["bundle"], config["inference_precision"], args.benchmark_app_seconds)
+    return {"handwritten_p50_ms": handwritten, "speedup_vs_handwritten": handwritten / e2e,
+            "handwritten_default_p50_ms": handwritten_default, "handwritten_defaults": config["handwritten_defaults"],
+            "speedup_vs_handwritten_default": handwritten_default / e2e,
+            "throughput_fps": fps, "throughput_requests": requests, "benchmark_app_fps": limit,
+            "throughput_vs_benchmark_app": fps / limit}
 
 
 def _cpu() -> str:
@@ -220,13 +240,17 @@ def table(rows: list[dict]) -> str:
              "benchmark_app fps | ÷ benchmark_app |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["stages_p50_ms"]
-        lines.append(
-            f"| {r['size']} px {r['precision']} ({r['inference_precision']}) | {r['infer_p50_ms']:.2f} ms | "
-            f"{r['e2e_p50_ms']:.2f} ms ({s['preprocess']:.2f} / {s['infer']:.2f} / {s['postprocess']:.2f}) | "
-            f"{r['e2e_over_infer']:.3f} | {r['handwritten_p50_ms']:.2f} ms ({r['speedup_vs_handwritten']:.1f}) | "
-            f"{r['handwritten_default_p50_ms']:.2f} ms ({r['speedup_vs_handwritten_default']:.1f}) | "
-            f"{r['throughput_fps']:.1f} ({r['throughput_requests']}) | {r['benchmark_app_fps']:.1f} | "
-            f"{r['throughput_vs_benchmark_app']:.2f} |")
+        cells = [f"{r['size']} px {r['precision']} ({r['inference_precision']})", f"{r['infer_p50_ms']:.2f} ms",
+                 f"{r['e2e_p50_ms']:.2f} ms ({s['preprocess']:.2f} / {s['infer']:.2f} / {s['postprocess']:.2f})",
+                 f"{r['e2e_over_infer']:.3f}"]
+        if "handwritten_p50_ms" in r:
+            cells += [f"{r['handwritten_p50_ms']:.2f} ms ({r['speedup_vs_handwritten']:.1f})",
+                      f"{r['handwritten_default_p50_ms']:.2f} ms ({r['speedup_vs_handwritten_default']:.1f})",
+                      f"{r['throughput_fps']:.1f} ({r['throughput_requests']})", f"{r['benchmark_app_fps']:.1f}",
+                      f"{r['throughput_vs_benchmark_app']:.2f}"]
+        else:  # --loop-only
+            cells += ["", "", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -244,9 +268,10 @@ def plot(rows: list[dict], path: Path) -> None:
         values = np.array([r["stages_p50_ms"][stage] for r in rows])
         ax.bar(x - 0.2, values, 0.4, bottom=bottom, color=color, label=f"edgeseg: {stage}")
         bottom += values
-    ax.bar(x + 0.2, [r["handwritten_p50_ms"] for r in rows], 0.4, color="tab:gray", label="hand-written loop, f32")
-    ax.scatter(x + 0.2, [r["handwritten_default_p50_ms"] for r in rows], marker="_", s=600, color="tab:red",
-               zorder=3, label="hand-written, OpenVINO defaults")
+    if all("handwritten_p50_ms" in r for r in rows):
+        ax.bar(x + 0.2, [r["handwritten_p50_ms"] for r in rows], 0.4, color="tab:gray", label="hand-written loop, f32")
+        ax.scatter(x + 0.2, [r["handwritten_default_p50_ms"] for r in rows], marker="_", s=600, color="tab:red",
+                   zorder=3, label="hand-written, OpenVINO defaults")
     ax.scatter(x - 0.2, [r["infer_p50_ms"] for r in rows], marker="_", s=600, color="black", zorder=3,
                label="inference alone")
     ax.set_xticks(x, labels)
