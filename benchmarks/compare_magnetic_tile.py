@@ -212,8 +212,8 @@ def table(rows: list[dict]) -> str:
         miou = f"{r['miou']:.4f}" if r.get("miou") is not None else ""
         limit = f"{r['fps_vs_limit']:.2f} ({r['limit_fps']:.0f})" if "limit_fps" in r else ""
         latency = f"{r['latency_vs_limit']:.2f} ({r['limit_latency_ms']:.2f})" if "limit_latency_ms" in r else ""
-        lines.append(f"| {r['size']} | {r['runner']} | {r['format']} | {r['precision']} | {r['model_mb']:.1f} | {miou} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {limit} | {latency} |")
+        lines.append(f"| {r['size']} | {r['runner']} | {r['format']} | {r['precision']} | {r['model_mb']:.1f} | "
+                     f"{miou} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.1f} | {limit} | {latency} |")
     return "\n".join(lines)
 
 

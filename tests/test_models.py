@@ -6,11 +6,15 @@ from edgeseg.errors import ConfigError
 from edgeseg.models import ARCHITECTURES, build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 
+# every architecture, plus the options that change its graph
+VARIANTS = [(name, {}) for name in ARCHITECTURES] + [("mobile-lraspp", {"fine_detail": True})]
+VARIANT_IDS = [name + "".join(f"-{k}" for k in kwargs) for name, kwargs in VARIANTS]
 
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_output_is_per_pixel_logits_at_input_size(name, channels):
-    model = build_model(name, channels, 5).eval()
+def test_output_is_per_pixel_logits_at_input_size(name, kwargs, channels):
+    model = build_model(name, channels, 5, **kwargs).eval()
     for h, w in [(64, 64), (96, 128)]:
         with torch.no_grad():
             out = model(torch.zeros(2, channels, h, w))
@@ -39,15 +43,29 @@ def test_models_command_lists_params_and_gflops(capsys):
     assert "unet" in out and "mobile-lraspp" in out and "GFLOPs@512" in out
 
 
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_class_prior_makes_an_untrained_model_predict_the_majority_class(name):
+@pytest.mark.parametrize("name, kwargs", VARIANTS, ids=VARIANT_IDS)
+def test_class_prior_makes_an_untrained_model_predict_the_majority_class(name, kwargs):
     import numpy as np
 
     from edgeseg.training.dataset import log_class_prior
 
     torch.manual_seed(0)
-    model = build_model(name, 1, 4).eval()
+    model = build_model(name, 1, 4, **kwargs).eval()
     model.set_class_prior(torch.from_numpy(log_class_prior(np.array([970_000, 10_000, 10_000, 10_000]))))
     with torch.no_grad():
         pred = model(torch.randn(1, 1, 64, 64)).argmax(1)
     assert (pred == 0).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS, ids=VARIANT_IDS)
+def test_shifted_class_scores_move_every_pixels_logits_by_the_offsets(name, kwargs):
+    """Calibration folds its offsets into a bias: every pixel's score must move by exactly them."""
+    torch.manual_seed(0)
+    model = build_model(name, 1, 4, **kwargs).eval()
+    x = torch.randn(1, 1, 64, 96)
+    offsets = torch.tensor([0.0, -1.5, 0.75, 2.0])
+    with torch.no_grad():
+        before = model(x)
+        model.shift_class_scores(offsets)
+        after = model(x)
+    torch.testing.assert_close(after - before, offsets.view(1, 4, 1, 1).expand_as(before), atol=1e-4, rtol=0)

@@ -125,10 +125,6 @@ class OpenVinoEngine(InOrderRequests):
         if spec.confidence_name:
             request.set_tensor(spec.confidence_name, ov.Tensor(self.confidences[slot], shared_memory=True))
 
-    @property
-    def optimal_requests(self) -> int:
-        return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-
     def infer(self, request: int = 0) -> None:
         self._infer_request(self._requests[request], _NO_INPUTS, True, False)  # share outputs, no strings
 

@@ -33,7 +33,8 @@ def load_checkpoint(path: str | Path) -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise CheckpointError(f"not a readable checkpoint ({reason})", path,
-                              "the file is truncated or not a PyTorch checkpoint; train again or copy it again") from None
+                              "the file is truncated or not a PyTorch checkpoint; train again or copy it again"
+                              ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError("not an edgeseg checkpoint", path,
                               "export needs a checkpoint written by edgeseg train")
