@@ -123,3 +123,40 @@ def test_calibration_is_folded_into_the_checkpoint_and_measured(synth_data, tmp_
     confusion = evaluate(model_from_checkpoint(state), images, masks, meta["normalization"]["mean"],
                          meta["normalization"]["std"], layout.classes.num_classes)
     assert iou_report(confusion, layout.classes.names)["miou"] == pytest.approx(meta["metrics"]["miou"])
+
+
+def test_calibration_strength_applies_that_share_of_the_fitted_offsets(synth_data, tmp_path):
+    import shutil
+
+    import torch
+
+    from edgeseg.training.calibrate import calibrate_checkpoint
+
+    cfg = TrainConfig(data=str(synth_data), out=str(tmp_path / "run"), input_size=64, epochs=2, batch_size=8,
+                      arch_kwargs={"base": 8}, seed=0, lr=5e-3, bf16="off", calibrate=False)
+    result = train(cfg, show_progress=False)
+    layout = DatasetLayout.open(synth_data)
+    train_split = load_split(layout, "train", 1, 64, train=True)
+    val_split = load_split(layout, "val", 1, 64, train=False)
+    bias = {}
+    for strength in (1.0, 0.5):
+        path = tmp_path / f"calibrated_{strength}.pt"
+        shutil.copy(result.best_checkpoint, path)
+        calibrate_checkpoint(path, train_split, val_split, bf16=False, show_progress=False, strength=strength)
+        state = load_checkpoint(path)
+        calibration = state["meta"]["calibration"]
+        assert calibration["strength"] == strength
+        assert state["meta"]["class_offsets"] == pytest.approx([strength * v for v in calibration["fitted_offsets"]],
+                                                              abs=1e-3)
+        bias[strength] = state["model"]["head.bias"]
+    assert any(abs(v) > 0 for v in calibration["fitted_offsets"])  # the fit moved something
+    original = load_checkpoint(result.best_checkpoint)["model"]["head.bias"]
+    torch.testing.assert_close(bias[0.5] - original, (bias[1.0] - original) / 2)
+
+
+@pytest.mark.parametrize("strength", [0.0, 1.5])
+def test_calibration_strength_outside_its_range_is_a_config_error(strength):
+    from edgeseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="calibration_strength"):
+        TrainConfig(data="x", calibration_strength=strength).validate()

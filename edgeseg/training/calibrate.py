@@ -7,6 +7,11 @@ boundary without retraining (the logit adjustment of Menon et al., "Long-tail le
 logit adjustment", ICLR 2021, fitted here instead of derived). The offsets are fitted on the
 *training* images by coordinate ascent on mIoU, never on validation, and become part of the
 classifier's bias, so the exported graph carries them at no cost.
+
+Fitted on images the model has learnt, where it is surer of its defects than on new ones, the
+offsets overshoot: on magnetic-tile (three mobile-lraspp runs, measured on val) applying half of
+each offset beat applying all of them by 0.017-0.034 defect mIoU, with background within 0.003.
+``strength`` sets that share.
 """
 
 from __future__ import annotations
@@ -80,11 +85,11 @@ def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
 
 
 def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, list], bf16: bool,
-                         show_progress: bool = True) -> dict:
+                         show_progress: bool = True, strength: float = 1.0) -> dict:
     """Fit per-class score offsets on the train images and masks (any size: each is stretched to
-    the model's input, as the runtime does), fold them into the checkpoint's classifier bias and
-    measure val (already at the input size) again; returns the val report. The offsets are
-    chosen on train alone; val before and after is recorded, not used."""
+    the model's input, as the runtime does), fold ``strength`` times them into the checkpoint's
+    classifier bias and measure val (already at the input size) again; returns the val report.
+    The offsets are chosen on train alone; val before and after is recorded, not used."""
     state = load_checkpoint(path)
     meta = state["meta"]
     if "class_offsets" in meta:  # calibrated already (a resumed run that had finished)
@@ -95,18 +100,21 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     pairs = [resize_pair(image, mask, *size) for image, mask in zip(*train)]
     model = model_from_checkpoint(state).to(memory_format=torch.channels_last)
     scores, labels = collect_logits(model, [p[0] for p in pairs], [p[1] for p in pairs], mean, std, bf16)
-    offsets, train_before, train_after = fit_class_offsets(scores, labels)
+    fitted, train_before, train_after = fit_class_offsets(scores, labels)
+    offsets = (fitted * strength).astype(np.float32)
     model.shift_class_scores(torch.from_numpy(offsets))
     report = iou_report(evaluate(model, *val, mean, std, len(names), bf16=bf16), names)
     state["meta"] = {**meta, "metrics": report, "metrics_before_calibration": meta["metrics"],
                      "class_offsets": [round(float(v), 3) for v in offsets],
                      "calibration": {"train_miou_before": round(train_before, 4),
-                                     "train_miou_after": round(train_after, 4)}}
+                                     "train_miou_after": round(train_after, 4),  # with the offsets as fitted
+                                     "strength": strength,
+                                     "fitted_offsets": [round(float(v), 3) for v in fitted]}}
     state["model"] = model.state_dict()
     save_checkpoint(path, state)
     if show_progress:
-        tqdm.write(f"calibrated class offsets {np.round(offsets, 2).tolist()} on train (mIoU {train_before:.3f} -> "
-                   f"{train_after:.3f}); val {describe_report(report)}")
+        tqdm.write(f"calibrated class offsets {[round(float(v), 3) for v in offsets]} ({strength:g} x those fitted "
+                   f"on train, mIoU {train_before:.3f} -> {train_after:.3f}); val {describe_report(report)}")
     return report
 
 

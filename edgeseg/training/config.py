@@ -40,6 +40,8 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # stop after the epoch that crosses this wall time
     calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
+    # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
+    calibration_strength: float = 1.0
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -64,6 +66,9 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be in (0, 1), not {self.ema_decay}", fix="try 0.995, or leave it unset")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if not 0 < self.calibration_strength <= 1:
+            raise ConfigError(f"calibration_strength must be in (0, 1], not {self.calibration_strength}",
+                              fix="use 1 for the offsets as fitted, 0.5 for half of them, or calibrate: false")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

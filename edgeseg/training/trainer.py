@@ -203,5 +203,5 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     best = max(history, key=lambda h: h["val"]["miou"])["val"]
     if cfg.calibrate:
         best = calibrate_checkpoint(best_path, (train_images, train_masks), (val_images, val_masks), use_bf16,
-                                    show_progress)
+                                    show_progress, cfg.calibration_strength)
     return TrainResult(best_path, last_path, best, history, time.perf_counter() - started)
