@@ -125,3 +125,13 @@ def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path
     assert result.parity.images == 4 and result.parity.pixel_agreement >= 0.999
     (inp,) = ort.InferenceSession(str(result.path)).get_inputs()
     assert inp.shape == [1, 64, 64, 1]
+
+
+def test_parity_images_are_spread_over_the_split(magnetic_tile):
+    """magnetic-tile's val list starts with 174 defect-free photos: the first 12 would hold no defect."""
+    from edgeseg.export.parity import parity_samples
+
+    classes = set()
+    for _, truth in parity_samples(magnetic_tile, "val", 1, 64, 64, limit=12):
+        classes.update(np.unique(truth).tolist())
+    assert {1, 2, 3, 5} <= classes  # blowhole, break, crack, uneven (fray has 2 val photos)

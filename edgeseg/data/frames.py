@@ -35,7 +35,7 @@ class FrameSet:
         return len(self.frames)
 
 
-def _spread(items: list, limit: int) -> list:
+def spread_evenly(items: list, limit: int) -> list:
     """Up to ``limit`` items spread evenly over the list (deterministic, covers every class of
     a sorted data set rather than its first stems)."""
     if len(items) <= limit:
@@ -66,7 +66,7 @@ def load_frames(folder: str | Path, channels: int, height: int, width: int, limi
         if not stems:
             raise DatasetError("no image in this data set has a mask", folder, "run edgeseg data check on it")
         frames, truth = [], []
-        for stem in _spread(stems, limit):
+        for stem in spread_evenly(stems, limit):
             image = read_image(layout.images[stem], channels)
             if with_masks:
                 image, mask = resize_pair(image, read_mask(layout.masks[stem], layout.classes), width, height)
@@ -75,7 +75,7 @@ def load_frames(folder: str | Path, channels: int, height: int, width: int, limi
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
             frames.append(_as_frame(image))
         return FrameSet(np.stack(frames), np.stack(truth) if with_masks else None, f"{folder} ({label})")
-    paths = _spread(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+    paths = spread_evenly(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                     limit)
     if not paths:
         raise DatasetError("no images in this folder", folder,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgeseg.data import DatasetLayout
-from edgeseg.data.frames import resize_pair
+from edgeseg.data.frames import resize_pair, spread_evenly
 from edgeseg.data.imageio import read_image, read_mask
 from edgeseg.metrics import confusion_matrix, iou_report, pixel_agreement
 from edgeseg.progress import progress
@@ -29,9 +29,10 @@ class ParityReport:
 
 
 def parity_samples(data: Path, split: str, channels: int, height: int, width: int, limit: int):
-    """(frame uint8 HxWxC, ground truth HxW) pairs stretched to the model input, as the runtime does."""
+    """(frame uint8 HxWxC, ground truth HxW) pairs stretched to the model input, as the runtime does;
+    up to ``limit`` spread over the split (split lists are often sorted by class)."""
     layout = DatasetLayout.open(data)
-    samples = layout.samples(split)[:limit]
+    samples = spread_evenly(layout.samples(split), limit)
     for s in samples:
         image, mask = resize_pair(read_image(s.image, channels), read_mask(s.mask, layout.classes), width, height)
         yield (image[..., None] if image.ndim == 2 else image), mask
