@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
     p.add_argument("--no-confidence", action="store_true", help="mask output only")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
-    p.add_argument("--parity-images", type=int, default=200, help="images used for parity (default 200)")
+    p.add_argument("--parity-images", type=int, default=200,
+                   help="images used for parity, spread over the split (default 200)")
     p.set_defaults(run=run)
 
 
