@@ -75,8 +75,8 @@ def load_frames(folder: str | Path, channels: int, height: int, width: int, limi
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
             frames.append(_as_frame(image))
         return FrameSet(np.stack(frames), np.stack(truth) if with_masks else None, f"{folder} ({label})")
-    paths = spread_evenly(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                    limit)
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = spread_evenly(images, limit)
     if not paths:
         raise DatasetError("no images in this folder", folder,
                            f"give a folder of {', '.join(IMAGE_SUFFIXES)} frames or a data set folder")

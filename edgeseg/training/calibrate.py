@@ -102,10 +102,11 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     scores, labels = collect_logits(model, [p[0] for p in pairs], [p[1] for p in pairs], mean, std, bf16)
     fitted, train_before, train_after = fit_class_offsets(scores, labels)
     offsets = (fitted * strength).astype(np.float32)
+    applied = [round(float(v), 3) for v in offsets]
     model.shift_class_scores(torch.from_numpy(offsets))
     report = iou_report(evaluate(model, *val, mean, std, len(names), bf16=bf16), names)
     state["meta"] = {**meta, "metrics": report, "metrics_before_calibration": meta["metrics"],
-                     "class_offsets": [round(float(v), 3) for v in offsets],
+                     "class_offsets": applied,
                      "calibration": {"train_miou_before": round(train_before, 4),
                                      "train_miou_after": round(train_after, 4),  # with the offsets as fitted
                                      "strength": strength,
@@ -113,7 +114,7 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     state["model"] = model.state_dict()
     save_checkpoint(path, state)
     if show_progress:
-        tqdm.write(f"calibrated class offsets {[round(float(v), 3) for v in offsets]} ({strength:g} x those fitted "
+        tqdm.write(f"calibrated class offsets {applied} ({strength:g} x those fitted "
                    f"on train, mIoU {train_before:.3f} -> {train_after:.3f}); val {describe_report(report)}")
     return report
 
