@@ -60,7 +60,8 @@ class CheckReport:
                     row += f"  {100 * pix[cid] / totals[split]:>15.3f}%  {self.images[split][cid]:>13d}"
                 lines.append(row)
             if self.ignored_pixels:
-                lines.append(f"  {IGNORE_ID:>3}  {'(unlabelled)':<16}  {self.ignored_pixels} pixels, ignored in training")
+                lines.append(f"  {IGNORE_ID:>3}  {'(unlabelled)':<16}  {self.ignored_pixels} pixels, "
+                             "ignored in training")
         for title, items in (("errors", self.errors), ("warnings", self.warnings)):
             if items:
                 lines += ["", f"{title} ({len(items)})"] + [f"  - {item}" for item in items]
@@ -89,7 +90,8 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
                              f"{_examples(layout.masks_without_image)}")
     for split, missing in layout.missing_from_split_lists().items():
         if missing:
-            report.errors.append(f"{split}.txt names {len(missing)} stem(s) with no image or mask: {_examples(missing)}")
+            report.errors.append(f"{split}.txt names {len(missing)} stem(s) with no image or mask: "
+                                 f"{_examples(missing)}")
     if layout.split_lists:
         listed = {s for stems in layout.split_lists.values() for s in stems}
         unlisted = [s for s in layout.paired_stems if s not in listed]

@@ -65,7 +65,8 @@ def _pits(img, mask, rng, h, w):
         cv2.circle(blob, (round(cx * 4), round(cy * 4)), round(r * 4), 1, -1, cv2.LINE_AA, shift=2)
         soft = cv2.GaussianBlur(blob.astype(np.float32), (0, 0), 0.7)
         img -= rng.uniform(0.25, 0.45) * soft
-        rim = cv2.circle(np.zeros((h, w), np.float32), (round(cx - r / 3), round(cy - r / 3)), max(1, round(r / 3)), 1.0, -1)
+        rim = cv2.circle(np.zeros((h, w), np.float32), (round(cx - r / 3), round(cy - r / 3)),
+                         max(1, round(r / 3)), 1.0, -1)
         img += 0.12 * cv2.GaussianBlur(rim, (0, 0), 0.8)
         mask[blob > 0] = 1
 
