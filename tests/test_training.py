@@ -12,7 +12,8 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import dice_loss
-from edgeseg.training.trainer import evaluate, train
+from edgeseg.training import trainer
+from edgeseg.training.trainer import evaluate, half_size, train
 
 
 def test_rare_classes_get_more_weight_and_more_draws():
@@ -97,9 +98,32 @@ def test_seeded_runs_are_identical(synth_data, tmp_path):
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
 
 
+def test_half_size_averages_image_blocks_and_samples_the_mask():
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    y = torch.tensor([[[1, 0, 2, 0], [0, 0, 0, 0], [255, 0, 3, 3], [0, 0, 3, 3]]])
+    small_x, small_y = half_size(x, y)
+    assert small_x.tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
+    assert small_y.tolist() == [[[1, 2], [255, 3]]]
+
+
+def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synth_data, tmp_path, monkeypatch):
+    seen = []
+
+    def recording_half_size(x, y):
+        small_x, small_y = half_size(x, y)
+        seen.append((tuple(small_x.shape[-2:]), tuple(small_y.shape[-2:])))
+        return small_x, small_y
+
+    monkeypatch.setattr(trainer, "half_size", recording_half_size)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=4, batch_size=8,
+                               arch_kwargs={"base": 8}, seed=4, half_size_share=0.5), show_progress=False)
+    assert [h.get("half_size", False) for h in result.history] == [True, True, False, False]
+    assert seen and set(seen) == {((32, 32), (32, 32))}
+
+
 @pytest.mark.parametrize("change, message", [
     ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
-    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"),
+    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "half_size_share"),
 ])
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):

@@ -39,6 +39,9 @@ class TrainConfig:
     bf16: str = "auto"  # autocast to bfloat16 on CPUs with AMX or AVX-512 BF16: auto | on | off
     seed: int = 0
     max_minutes: float | None = None  # stop after the epoch that crosses this wall time
+    # share of the run (of max_minutes, else of the epochs) trained on batches at half their side
+    # first: whole-image context at a quarter of the cost per sample (progressive resizing; 0: off)
+    half_size_share: float = 0.0
     calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
     calibration_strength: float = 1.0
@@ -66,6 +69,9 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be in (0, 1), not {self.ema_decay}", fix="try 0.995, or leave it unset")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
+        if not 0 <= self.half_size_share < 1:
+            raise ConfigError(f"half_size_share must be in [0, 1), not {self.half_size_share}",
+                              fix="use 0 to train at full size throughout, 0.5 for the first half of the run")
         if not 0 < self.calibration_strength <= 1:
             raise ConfigError(f"calibration_strength must be in (0, 1], not {self.calibration_strength}",
                               fix="use 1 for the offsets as fitted, 0.5 for half of them, or calibrate: false")

@@ -77,11 +77,20 @@ def _schedule(total_steps: int, warmup_steps: int, time_done=lambda: 0.0):
     return factor
 
 
+def half_size(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch at half its side: each 2x2 block of the image averaged (exactly what an area
+    resize does), the mask sampled at one pixel of each block (a mask has no averages)."""
+    return torch.nn.functional.avg_pool2d(x, 2), y[:, ::2, ::2]
+
+
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
     cfg.validate()
     arch = get_architecture(cfg.arch)
     if cfg.input_size % arch.stride:
         raise ConfigError(f"input size {cfg.input_size} is not a multiple of {arch.name}'s stride {arch.stride}")
+    if cfg.half_size_share and (cfg.crop_size or cfg.input_size) % (2 * arch.stride):
+        raise ConfigError(f"half of {cfg.crop_size or cfg.input_size} px is not a multiple of {arch.name}'s "
+                          f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     rng = _seed_everything(cfg.seed)
     out = Path(cfg.out)
@@ -158,9 +167,13 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         losses = []
+        run_share = time_done() if cfg.max_minutes else epoch / cfg.epochs
+        halved = run_share < cfg.half_size_share
         bar = progress(prefetch(batches.epoch(rng)), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=not show_progress, leave=False)
         for x, y in bar:
+            if halved:
+                x, y = half_size(x, y)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(x.contiguous(memory_format=torch.channels_last))
             loss = criterion(logits, y)
@@ -178,7 +191,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes, bf16=use_bf16), names)
         elapsed = time.perf_counter() - started
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
-                        "elapsed_s": round(elapsed, 1)})
+                        "elapsed_s": round(elapsed, 1), **({"half_size": True} if halved else {})})
         improved = report["miou"] > best_miou
         if improved:
             best_miou = report["miou"]
@@ -192,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
         if show_progress:
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
-                       f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min]")
+                       f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
         (out / "history.json").write_text(json.dumps(history, indent=1))
         if cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60:
             if show_progress:
