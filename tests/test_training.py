@@ -8,11 +8,11 @@ import torch
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import iou_report
+from edgeseg.training import trainer
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import dice_loss
-from edgeseg.training import trainer
 from edgeseg.training.trainer import evaluate, half_size, train
 
 
