@@ -14,8 +14,9 @@ memory at full speed, as a camera driver hands over its buffers (no decoding in 
   the mask resized to the frame. Also timed with OpenVINO's defaults, which on a CPU with AMX
   quietly run that model in bf16.
 - throughput: the loop in throughput mode (requests in flight, throughput hint) in frames per
-  second over ``--throughput-seconds`` (15, as long as benchmark_app runs), against ``benchmark_app -hint throughput`` on the same IR at the same inference
-  precision (which only runs inference, on random data).
+  second over ``--throughput-seconds`` (15, as long as benchmark_app runs), against
+  ``benchmark_app -hint throughput`` on the same IR at the same inference precision (which only
+  runs inference, on random data).
 
 Latency figures are medians over interleaved rounds. ``--loop-only`` times only inference alone
 against end to end, for a closer look at the loop's own cost on one bundle. Targets: end to end
@@ -222,6 +223,7 @@ def baselines(config: dict, frames: list[np.ndarray], e2e: float, args) -> dict:
     timer = threading.Timer(args.throughput_seconds, session.loop.stop)  # stops after the frame at hand
     timer.start()
     summary = session.loop.run()
+    timer.cancel()  # the loop may have ended first (an error): no stop left pending
     fps = (summary.frames - done) / (time.perf_counter() - started)
     requests = session.engine.requests
     session.close()
