@@ -27,6 +27,14 @@ def test_lraspp_is_lighter_than_unet():
     assert 0.1e6 < count_parameters(mobile) < 5e6 and 0.1e6 < count_parameters(unet) < 5e6
 
 
+def test_unet_lite_is_the_unet_without_its_full_resolution_level():
+    """Same weights and levels, each level at half the side: a quarter of the arithmetic."""
+    unet, lite = build_model("unet", 1, 6), build_model("unet-lite", 1, 6)
+    assert count_parameters(lite) == count_parameters(unet)
+    assert count_gflops(lite, 1, 512) == pytest.approx(count_gflops(unet, 1, 512) / 4, rel=0.01)
+    assert ARCHITECTURES["unet-lite"].stride == 2 * ARCHITECTURES["unet"].stride
+
+
 def test_gflops_counts_a_known_convolution():
     conv = torch.nn.Conv2d(1, 4, 3, padding=1)
     assert count_gflops(conv, 1, 10) == pytest.approx(2 * 4 * 9 * 100 / 1e9)
@@ -40,7 +48,7 @@ def test_unknown_architecture_is_a_clear_error():
 def test_models_command_lists_params_and_gflops(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "unet" in out and "mobile-lraspp" in out and "GFLOPs@512" in out
+    assert all(name in out for name in ARCHITECTURES) and "GFLOPs@512" in out
 
 
 @pytest.mark.parametrize("name, kwargs", VARIANTS, ids=VARIANT_IDS)

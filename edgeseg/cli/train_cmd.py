@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("data", help="data set folder")
     p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
     p.add_argument("--config", help="YAML file of training settings (flags override it)")
-    p.add_argument("--arch", help="unet (default) or mobile-lraspp; see edgeseg models")
+    p.add_argument("--arch", help="unet (default), unet-lite or mobile-lraspp; see edgeseg models")
     p.add_argument("--input-size", type=int, help="square input side: 256 (default) or 512")
     p.add_argument("--crop-size", type=int, help="train on crops of this side at the model's scale "
                                                  "(faster, denser in small defects; default: whole images)")
