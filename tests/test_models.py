@@ -77,3 +77,11 @@ def test_shifted_class_scores_move_every_pixels_logits_by_the_offsets(name, kwar
         model.shift_class_scores(offsets)
         after = model(x)
     torch.testing.assert_close(after - before, offsets.view(1, 4, 1, 1).expand_as(before), atol=1e-4, rtol=0)
+
+
+def test_models_command_marks_a_size_a_model_does_not_take(capsys):
+    assert main(["models", "--size", "48"]) == 0  # a multiple of 16, not of 32
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "(stride 32)" in rows["unet-lite"] and "(stride" not in rows["unet"]
+    assert main(["models", "--size", "40"]) != 0
+    assert "fits no architecture" in capsys.readouterr().err

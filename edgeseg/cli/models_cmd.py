@@ -18,13 +18,15 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.models import ARCHITECTURES, build_model
     from edgeseg.models.complexity import count_gflops, count_parameters
 
+    if all(args.size % arch.stride for arch in ARCHITECTURES.values()):
+        raise ConfigError(f"--size {args.size} fits no architecture",
+                          fix=f"give a multiple of {min(arch.stride for arch in ARCHITECTURES.values())}")
     print(f"{'name':<15} {'params':>10} {f'GFLOPs@{args.size}':>12}  description")
     for arch in ARCHITECTURES.values():
-        if args.size % arch.stride:
-            raise ConfigError(f"--size {args.size} is not a multiple of {arch.name}'s stride {arch.stride}")
         model = build_model(arch.name, args.channels, args.classes)
-        print(f"{arch.name:<15} {count_parameters(model) / 1e6:>9.2f}M "
-              f"{count_gflops(model, args.channels, args.size):>12.2f}  {arch.summary}")
+        gflops = (f"{count_gflops(model, args.channels, args.size):>12.2f}" if args.size % arch.stride == 0
+                  else f"{f'(stride {arch.stride})':>12}")  # an input this model does not take
+        print(f"{arch.name:<15} {count_parameters(model) / 1e6:>9.2f}M {gflops}  {arch.summary}")
     print(f"\n(GFLOPs = 2 x multiply-accumulates of convolutions, {args.channels}-channel input, "
           f"{args.classes} classes)")
     return 0

@@ -38,14 +38,13 @@ class Up(nn.Module):
 
 class CompactUNet(nn.Module):
     STRIDE = 16
+    STEM_STRIDE = 1
 
-    def __init__(self, in_channels: int, num_classes: int, base: int = 16, dropout: float = 0.1,
-                 _stem_stride: int = 1):
+    def __init__(self, in_channels: int, num_classes: int, base: int = 16, dropout: float = 0.1):
         super().__init__()
         c = [base, base * 2, base * 4, base * 8, base * 16]
-        self.stem = (DoubleConv(in_channels, c[0]) if _stem_stride == 1 else
-                     nn.Sequential(ConvBNAct(in_channels, c[0], stride=_stem_stride), ConvBNAct(c[0], c[0])))
-        self.stem_stride = _stem_stride
+        self.stem = (DoubleConv(in_channels, c[0]) if self.STEM_STRIDE == 1 else
+                     nn.Sequential(ConvBNAct(in_channels, c[0], stride=self.STEM_STRIDE), ConvBNAct(c[0], c[0])))
         self.downs = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), DoubleConv(c[i], c[i + 1])) for i in range(4))
         self.dropout = nn.Dropout2d(dropout)
         self.ups = nn.ModuleList(Up(c[i + 1], c[i], c[i]) for i in reversed(range(4)))
@@ -71,13 +70,11 @@ class CompactUNet(nn.Module):
         for up in self.ups:
             x = up(x, skips.pop())
         x = self.head(x)
-        if self.stem_stride == 1:
+        if self.STEM_STRIDE == 1:
             return x
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class LiteUNet(CompactUNet):
     STRIDE = 32
-
-    def __init__(self, in_channels: int, num_classes: int, base: int = 16, dropout: float = 0.1):
-        super().__init__(in_channels, num_classes, base, dropout, _stem_stride=2)
+    STEM_STRIDE = 2
