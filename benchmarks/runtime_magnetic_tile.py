@@ -140,7 +140,7 @@ def main() -> None:
     for path in args.bundles:
         manifest = Bundle.read(path).manifest
         size, precision = manifest["input"]["height"], manifest["precision"]
-        session = InspectionSession(RunOptions(path, MemorySource(frames, 10 ** 9), status=False))
+        session = InspectionSession(RunOptions(path, MemorySource(frames), status=False))
         handwritten = handwritten_default = defaults = None
         if not args.loop_only:
             model, mean, std = raw_float_model(args.checkpoint, size, args.out / "run" / f"raw_fp32_{size}.onnx")
@@ -216,7 +216,7 @@ def baselines(config: dict, frames: list[np.ndarray], e2e: float, args) -> dict:
     """The hand-written loops' medians, then throughput mode against benchmark_app on the same IR."""
     handwritten = statistics.median(config["handwritten_ms"])
     handwritten_default = statistics.median(config["handwritten_default_ms"])
-    session = InspectionSession(RunOptions(config["bundle"], MemorySource(frames, 10 ** 9), throughput=True,
+    session = InspectionSession(RunOptions(config["bundle"], MemorySource(frames), throughput=True,
                                            status=False))
     session.loop.run(max_frames=40)
     started, done = time.perf_counter(), session.loop.frames
