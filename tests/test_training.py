@@ -12,7 +12,7 @@ from edgeseg.training import trainer
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
-from edgeseg.training.losses import dice_loss
+from edgeseg.training.losses import SegmentationLoss, dice_loss
 from edgeseg.training.trainer import evaluate, half_size, train
 
 
@@ -36,6 +36,58 @@ def test_dice_is_zero_for_a_perfect_prediction_and_ignores_unlabelled():
 def test_dice_of_an_all_unlabelled_batch_is_zero_not_nan():
     loss = dice_loss(torch.randn(1, 3, 4, 4, requires_grad=True), torch.full((1, 4, 4), 255))
     assert loss.item() == 0.0
+
+
+def _reference_loss(logits, target, weights):
+    """Cross-entropy as torch computes it, plus soft dice over a one-hot target, op by op."""
+    ce = torch.nn.functional.cross_entropy(logits, target, weight=weights, ignore_index=255)
+    valid = (target != 255).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = torch.nn.functional.one_hot(target.clamp(max=logits.shape[1] - 1), logits.shape[1])
+    onehot = onehot.permute(0, 3, 1, 2) * valid
+    pixels = onehot.sum((0, 2, 3))
+    dice = (2 * (probs * onehot).sum((0, 2, 3)) + 1) / (probs.sum((0, 2, 3)) + pixels + 1)
+    return ce + 1 - dice[pixels > 0].mean()
+
+
+def _random_batch(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 5, 12, 10, generator=g) * 3
+    target = torch.randint(0, 4, (3, 12, 10), generator=g)  # class 4 absent: left out of the dice
+    target[:, :2] = 255
+    return logits, target
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_loss_matches_cross_entropy_plus_dice_computed_op_by_op(channels_last):
+    logits, target = _random_batch(0)
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    ours, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = SegmentationLoss("ce+dice", weights)(ours, target)
+    expected = _reference_loss(ref, target, weights)
+    loss.backward()
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(ours.grad, ref.grad, rtol=1e-4, atol=1e-7)
+    ce_only = SegmentationLoss("ce", None)(logits, target)
+    assert ce_only.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, target, ignore_index=255).item(),
+                                           rel=1e-5)
+
+
+def test_the_compiled_loss_gives_the_same_loss_and_gradients():
+    logits, target = _random_batch(1)
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    eager, fused = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    expected = SegmentationLoss("ce+dice", weights)(eager, target)
+    compiled = SegmentationLoss("ce+dice", weights, compiled=True)
+    assert compiled.compiled  # CI installs g++; without it the loss would quietly run op by op
+    loss = compiled(fused, target)
+    expected.backward()
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(fused.grad, eager.grad, rtol=1e-4, atol=1e-7)
 
 
 def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_run):

@@ -32,6 +32,9 @@ class TrainConfig:
     ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
     warmup_epochs: float = 1.0
     loss: str = "ce+dice"
+    # fuse the loss into a few loops with torch.compile (training steps 1.2x faster at 256 px;
+    # uncompiled where no C++ compiler is found)
+    compile_loss: bool = True
     class_weights: str = "sqrt"  # from pixel frequency in the train split
     max_class_weight: float = 10.0
     oversample: float = 0.3  # repeat-factor threshold: images with rarer classes are seen more (0: off)
