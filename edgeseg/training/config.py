@@ -52,6 +52,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # YAML's "no" in quotes is a string, and any string is true
+            value = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{f.name} must be true or false, not {value!r}")
         if self.input_size % 32 or self.input_size < 64:
             raise ConfigError(f"input size {self.input_size} must be a multiple of 32 and at least 64",
                               fix="use 256 or 512")

@@ -91,7 +91,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     if cfg.half_size_share and (cfg.crop_size or cfg.input_size) % (2 * arch.stride):
         raise ConfigError(f"half of {cfg.crop_size or cfg.input_size} px is not a multiple of {arch.name}'s "
                           f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
-    cores = len(os.sched_getaffinity(0))
+    cores = os.cpu_count() or 1
     threads = cfg.threads or cores
     torch.set_num_threads(threads)
     # Augmenting the next batch in a thread pays only on a core torch leaves free: beside two
