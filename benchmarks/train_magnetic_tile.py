@@ -6,7 +6,12 @@ checkpoint is then measured again in fp32, and that is the figure reported.
 Target: mean IoU over the five defect classes >= 0.50 and background >= 0.98 within
 30 minutes of training.
 
-    .venv/bin/python benchmarks/train_magnetic_tile.py [--data DIR] [--out DIR]
+The default config trains the compact U-Net from a stride-2 stem (``unet-lite``, with residual
+blocks and a coarse classifier) on whole images; ``--config`` takes any other, for example
+``magnetic_tile_unet256.yaml`` (the full-resolution U-Net on crops) or
+``magnetic_tile_lraspp256.yaml`` (the lighter model).
+
+    .venv/bin/python benchmarks/train_magnetic_tile.py [--config YAML] [--data DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -57,8 +62,9 @@ def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--config", default=str(HERE / "configs" / "magnetic_tile_unet256.yaml"))
-    parser.add_argument("--out", default=str(HERE / "results" / "train_magnetic_tile"))
+    parser.add_argument("--config", default=str(HERE / "configs" / "magnetic_tile_unet_lite256.yaml"))
+    parser.add_argument("--out", default=str(HERE / "results" / "train_magnetic_tile_unet_lite" / "residual_coarse"
+                                             / "seed0"))
     args = parser.parse_args()
 
     cfg = TrainConfig.from_yaml(args.config)

@@ -7,7 +7,9 @@ from edgeseg.models import ARCHITECTURES, build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 
 # every architecture, plus the options that change its graph
-VARIANTS = [(name, {}) for name in ARCHITECTURES] + [("mobile-lraspp", {"fine_detail": True})]
+VARIANTS = [(name, {}) for name in ARCHITECTURES] + [
+    ("mobile-lraspp", {"fine_detail": True}), ("unet", {"residual": True}),
+    ("unet-lite", {"residual": True, "coarse_classifier": True})]
 VARIANT_IDS = [name + "".join(f"-{k}" for k in kwargs) for name, kwargs in VARIANTS]
 
 
@@ -45,10 +47,30 @@ def test_unknown_architecture_is_a_clear_error():
         build_model("resnet", 1, 2)
 
 
+def test_options_an_architecture_does_not_take_are_a_clear_error():
+    with pytest.raises(ConfigError, match="no option fine_detail") as error:
+        build_model("unet", 1, 2, fine_detail=True)
+    assert "residual" in error.value.fix
+
+
+def test_residual_unet_blocks_pass_their_input_through_a_shortcut():
+    """With the convolutions' output zeroed (last BatchNorm scaled to 0), a residual block is
+    its shortcut: ReLU of the input where the channel counts match."""
+    from edgeseg.models.unet import ResidualDoubleConv
+
+    block = ResidualDoubleConv(8, 8).eval()
+    torch.nn.init.zeros_(block.body[1][1].weight)
+    torch.nn.init.zeros_(block.body[1][1].bias)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), torch.relu(x))
+
+
 def test_models_command_lists_params_and_gflops(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ARCHITECTURES) and "GFLOPs@512" in out
+    assert "unet-lite       base, residual, coarse_classifier" in out
 
 
 @pytest.mark.parametrize("name, kwargs", VARIANTS, ids=VARIANT_IDS)

@@ -28,5 +28,8 @@ def run(args: argparse.Namespace) -> int:
                   else f"{f'(stride {arch.stride})':>12}")  # an input this model does not take
         print(f"{arch.name:<15} {count_parameters(model) / 1e6:>9.2f}M {gflops}  {arch.summary}")
     print(f"\n(GFLOPs = 2 x multiply-accumulates of convolutions, {args.channels}-channel input, "
-          f"{args.classes} classes)")
+          f"{args.classes} classes, default options)")
+    print("options for a training config's arch_kwargs:")
+    for arch in ARCHITECTURES.values():
+        print(f"  {arch.name:<15} {', '.join(arch.options)}")
     return 0

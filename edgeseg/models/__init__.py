@@ -7,6 +7,7 @@ has ``set_class_prior(log_prior)`` to start its classifier from the class balanc
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +24,12 @@ class Architecture:
     build: Callable[..., nn.Module]
     stride: int  # input height and width must be multiples of this
     summary: str
+
+    @property
+    def options(self) -> list[str]:
+        """What a config's arch_kwargs may set: the builder's own keyword arguments."""
+        return [p for p in inspect.signature(self.build).parameters
+                if p not in ("self", "in_channels", "num_classes", "dropout")]
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -44,5 +51,9 @@ def get_architecture(name: str) -> Architecture:
 
 
 def build_model(name: str, in_channels: int, num_classes: int, dropout: float = 0.1, **kwargs) -> nn.Module:
-    return get_architecture(name).build(in_channels=in_channels, num_classes=num_classes,
-                                        dropout=dropout, **kwargs)
+    arch = get_architecture(name)
+    unknown = sorted(set(kwargs) - set(arch.options))
+    if unknown:
+        raise ConfigError(f"{name} has no option {', '.join(unknown)} (arch_kwargs)",
+                          fix=f"its options are: {', '.join(arch.options)}")
+    return arch.build(in_channels=in_channels, num_classes=num_classes, dropout=dropout, **kwargs)

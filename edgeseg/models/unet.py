@@ -9,6 +9,13 @@ four levels below it, and the logits upsampled 2x at the end. On a CPU its train
 3.6x faster (16 images of 256 px in bf16: 0.32 s against 1.15 s), because thin convolutions at
 full resolution are bound by memory, not arithmetic; the bottleneck sits at 1/32, so its
 receptive field spans a whole 256 px image.
+
+Two options make it learn faster per step, which is what 30 minutes on two cores allow:
+``residual`` shortcuts around the convolution pairs, and ``coarse_classifier``, a second 1x1
+classifier on the first decoder level whose upsampled logits are added to the output's (as the
+LR-ASPP head sums its classifiers), a short path from the loss to the deep levels where the
+large defects (broken edges, uneven patches) are recognised. Both are off by default, so that
+checkpoints trained without them still load.
 """
 
 from __future__ import annotations
@@ -25,11 +32,25 @@ class DoubleConv(nn.Sequential):
         super().__init__(ConvBNAct(cin, cout), ConvBNAct(cout, cout))
 
 
+class ResidualDoubleConv(nn.Module):
+    """The two convolutions with a shortcut around them (He et al., 2016): 8 % more per training
+    step, and the loss falls faster from the first epoch."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBNAct(cin, cout), ConvBNAct(cout, cout, act=None))
+        self.shortcut = nn.Identity() if cin == cout else ConvBNAct(cin, cout, kernel=1, act=None)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
 class Up(nn.Module):
-    def __init__(self, cin: int, cskip: int, cout: int):
+    def __init__(self, cin: int, cskip: int, cout: int, block=DoubleConv):
         super().__init__()
         self.reduce = ConvBNAct(cin, cskip, kernel=1)
-        self.fuse = DoubleConv(2 * cskip, cout)
+        self.fuse = block(2 * cskip, cout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
@@ -40,21 +61,29 @@ class CompactUNet(nn.Module):
     STRIDE = 16
     STEM_STRIDE = 1
 
-    def __init__(self, in_channels: int, num_classes: int, base: int = 16, dropout: float = 0.1):
+    def __init__(self, in_channels: int, num_classes: int, base: int = 16, dropout: float = 0.1,
+                 residual: bool = False, coarse_classifier: bool = False):
         super().__init__()
         c = [base, base * 2, base * 4, base * 8, base * 16]
+        block = ResidualDoubleConv if residual else DoubleConv
         self.stem = (DoubleConv(in_channels, c[0]) if self.STEM_STRIDE == 1 else
                      nn.Sequential(ConvBNAct(in_channels, c[0], stride=self.STEM_STRIDE), ConvBNAct(c[0], c[0])))
-        self.downs = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), DoubleConv(c[i], c[i + 1])) for i in range(4))
+        self.downs = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), block(c[i], c[i + 1])) for i in range(4))
         self.dropout = nn.Dropout2d(dropout)
-        self.ups = nn.ModuleList(Up(c[i + 1], c[i], c[i]) for i in reversed(range(4)))
+        self.ups = nn.ModuleList(Up(c[i + 1], c[i], c[i], block) for i in reversed(range(4)))
         self.head = nn.Conv2d(c[0], num_classes, 1)
+        self.coarse_head = nn.Conv2d(c[3], num_classes, 1) if coarse_classifier else None
+
+    def _classifiers(self) -> list[nn.Conv2d]:
+        return [c for c in (self.head, self.coarse_head) if c is not None]
 
     def set_class_prior(self, log_prior: torch.Tensor) -> None:
         """Start from the class frequencies (Lin et al., focal loss, 2017): the model begins at
         'all background' instead of spending its first thousand steps learning it."""
+        classifiers = self._classifiers()
         with torch.no_grad():
-            self.head.bias.copy_(log_prior)
+            for classifier in classifiers:  # their logits are summed, so each takes its share
+                classifier.bias.copy_(log_prior / len(classifiers))
 
     def shift_class_scores(self, offsets: torch.Tensor) -> None:
         """Add a fixed offset to each class's score (a calibration folded into the bias)."""
@@ -67,9 +96,14 @@ class CompactUNet(nn.Module):
         for down in self.downs:
             skips.append(down(skips[-1]))
         x = self.dropout(skips.pop())
+        coarse = None
         for up in self.ups:
             x = up(x, skips.pop())
+            if coarse is None and self.coarse_head is not None:
+                coarse = self.coarse_head(x)
         x = self.head(x)
+        if coarse is not None:
+            x = x + F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.STEM_STRIDE == 1:
             return x
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
