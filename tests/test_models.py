@@ -103,7 +103,8 @@ def test_shifted_class_scores_move_every_pixels_logits_by_the_offsets(name, kwar
 
 def test_models_command_marks_a_size_a_model_does_not_take(capsys):
     assert main(["models", "--size", "48"]) == 0  # a multiple of 16, not of 32
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    # table rows start at the margin; the options listed below them are indented
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:1].strip()}
     assert "(stride 32)" in rows["unet-lite"] and "(stride" not in rows["unet"]
     assert main(["models", "--size", "40"]) != 0
     assert "fits no architecture" in capsys.readouterr().err
