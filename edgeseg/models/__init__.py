@@ -31,6 +31,12 @@ class Architecture:
         return [p for p in inspect.signature(self.build).parameters
                 if p not in ("self", "in_channels", "num_classes", "dropout")]
 
+    def check_options(self, kwargs: dict) -> None:
+        unknown = sorted(set(kwargs) - set(self.options))
+        if unknown:
+            raise ConfigError(f"{self.name} has no option {', '.join(unknown)} (arch_kwargs)",
+                              fix=f"its options are: {', '.join(self.options)}")
+
 
 ARCHITECTURES: dict[str, Architecture] = {
     "unet": Architecture("unet", CompactUNet, CompactUNet.STRIDE,
@@ -52,8 +58,5 @@ def get_architecture(name: str) -> Architecture:
 
 def build_model(name: str, in_channels: int, num_classes: int, dropout: float = 0.1, **kwargs) -> nn.Module:
     arch = get_architecture(name)
-    unknown = sorted(set(kwargs) - set(arch.options))
-    if unknown:
-        raise ConfigError(f"{name} has no option {', '.join(unknown)} (arch_kwargs)",
-                          fix=f"its options are: {', '.join(arch.options)}")
+    arch.check_options(kwargs)
     return arch.build(in_channels=in_channels, num_classes=num_classes, dropout=dropout, **kwargs)

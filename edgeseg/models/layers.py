@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -13,3 +14,11 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(cout),
             act(inplace=True) if act is not None else nn.Identity(),
         )
+
+
+def share_class_prior(classifiers: list[nn.Conv2d], log_prior: torch.Tensor) -> None:
+    """Start summed classifiers from the class frequencies: their logits add up, so each bias
+    takes an equal share of the log prior."""
+    with torch.no_grad():
+        for classifier in classifiers:
+            classifier.bias.copy_(log_prior / len(classifiers))

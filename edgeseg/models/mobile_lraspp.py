@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgeseg.models.layers import ConvBNAct
+from edgeseg.models.layers import ConvBNAct, share_class_prior
 
 
 class SqueezeExcite(nn.Module):
@@ -90,10 +90,7 @@ class MobileLRASPP(nn.Module):
 
     def set_class_prior(self, log_prior: torch.Tensor) -> None:
         """Start from the class frequencies; the classifiers are summed, so each takes its share."""
-        classifiers = self._classifiers()
-        with torch.no_grad():
-            for classifier in classifiers:
-                classifier.bias.copy_(log_prior / len(classifiers))
+        share_class_prior(self._classifiers(), log_prior)
 
     def shift_class_scores(self, offsets: torch.Tensor) -> None:
         """Add a fixed offset to each class's score (a calibration folded into the bias); the

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgeseg.models.layers import ConvBNAct
+from edgeseg.models.layers import ConvBNAct, share_class_prior
 
 
 class DoubleConv(nn.Sequential):
@@ -74,16 +74,10 @@ class CompactUNet(nn.Module):
         self.head = nn.Conv2d(c[0], num_classes, 1)
         self.coarse_head = nn.Conv2d(c[3], num_classes, 1) if coarse_classifier else None
 
-    def _classifiers(self) -> list[nn.Conv2d]:
-        return [c for c in (self.head, self.coarse_head) if c is not None]
-
     def set_class_prior(self, log_prior: torch.Tensor) -> None:
         """Start from the class frequencies (Lin et al., focal loss, 2017): the model begins at
         'all background' instead of spending its first thousand steps learning it."""
-        classifiers = self._classifiers()
-        with torch.no_grad():
-            for classifier in classifiers:  # their logits are summed, so each takes its share
-                classifier.bias.copy_(log_prior / len(classifiers))
+        share_class_prior([c for c in (self.head, self.coarse_head) if c is not None], log_prior)
 
     def shift_class_scores(self, offsets: torch.Tensor) -> None:
         """Add a fixed offset to each class's score (a calibration folded into the bias)."""

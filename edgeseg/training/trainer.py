@@ -86,6 +86,7 @@ def half_size(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
     cfg.validate()
     arch = get_architecture(cfg.arch)
+    arch.check_options(cfg.arch_kwargs)  # before minutes of loading, not after
     if cfg.input_size % arch.stride:
         raise ConfigError(f"input size {cfg.input_size} is not a multiple of {arch.name}'s stride {arch.stride}")
     if cfg.half_size_share and (cfg.crop_size or cfg.input_size) % (2 * arch.stride):
