@@ -3,6 +3,7 @@ calibration after training."""
 
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -15,7 +16,8 @@ from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
 from edgeseg.training.ema import moving_average, warmed_decay
 from edgeseg.training.prefetch import prefetch
-from edgeseg.training.trainer import _schedule, evaluate, train
+from edgeseg.training import trainer
+from edgeseg.training.trainer import _schedule, evaluate, next_epoch_seconds, train
 
 
 def test_prefetch_yields_everything_in_order():
@@ -72,6 +74,36 @@ def test_schedule_decays_to_zero_by_the_time_limit_when_that_comes_first():
     assert factor(20) == pytest.approx(0.5)  # half the time gone: half way down the cosine
     used["share"] = 1.2
     assert factor(20) == 0.0  # past the limit: no more learning rate, whatever the step count
+
+
+def test_next_epoch_is_expected_to_last_as_long_as_the_longer_of_the_last_two_of_its_size():
+    assert next_epoch_seconds([], halved=False) == 0.0
+    history = [{"elapsed_s": 70.0}, {"elapsed_s": 120.0}, {"elapsed_s": 175.0}, {"elapsed_s": 227.0}]
+    assert next_epoch_seconds(history, halved=False) == pytest.approx(55.0)  # 55 and 52: the longer
+    halved = [{"elapsed_s": 20.0, "half_size": True}, {"elapsed_s": 32.0, "half_size": True}]
+    assert next_epoch_seconds(halved, halved=True) == pytest.approx(20.0)
+    assert next_epoch_seconds(halved, halved=False) == pytest.approx(48.0)  # first at full size: 4 x 12 s
+    assert next_epoch_seconds(halved + [{"elapsed_s": 80.0}], halved=False) == pytest.approx(48.0)
+
+
+def test_time_limit_stops_before_an_epoch_that_would_end_past_it(synth_data, tmp_path, monkeypatch):
+    """Each epoch takes a minute on a fake clock; with a 3.5-minute limit the fourth would end at
+    4 minutes, so the run stops after three, within the limit (it used to run the fourth)."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    real_evaluate = trainer.evaluate
+
+    def evaluate_in_a_minute(*args, **kwargs):
+        clock["now"] += 60.0
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate_in_a_minute)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=10, batch_size=8,
+                               arch_kwargs={"base": 8}, seed=1, max_minutes=3.5, calibrate=False),
+                   show_progress=False)
+    assert [h["elapsed_s"] for h in result.history] == [60.0, 120.0, 180.0]
+    assert result.wall_seconds <= 3.5 * 60
+    assert load_checkpoint(result.last_checkpoint)["epoch"] == 3
 
 
 def test_moving_average_follows_the_model_closely_at_first_and_smooths_later():

@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--defect-free-fraction", type=float, help="share of defect-free images per epoch")
     p.add_argument("--bf16", choices=("auto", "on", "off"), help="bfloat16 autocast on AMX CPUs")
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-minutes", type=float, help="stop after the epoch that crosses this wall time")
+    p.add_argument("--max-minutes", type=float,
+                   help="wall-time limit: no epoch starts that is expected to end past it")
     p.add_argument("--threads", type=int)
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit per-class score offsets on the train split and fold them into "

@@ -77,6 +77,18 @@ def _schedule(total_steps: int, warmup_steps: int, time_done=lambda: 0.0):
     return factor
 
 
+def next_epoch_seconds(history: list[dict], halved: bool) -> float:
+    """How long the next epoch will take (training and evaluation), from the epochs so far: the
+    longer of the last two trained at the same size (a shared machine's pace drifts), or four
+    times the last half-size epoch for the first epoch at full size (four times the pixels)."""
+    ends = [0.0] + [h["elapsed_s"] for h in history]
+    lengths = [(ends[i + 1] - ends[i], bool(h.get("half_size"))) for i, h in enumerate(history)]
+    same = [length for length, was_halved in lengths if was_halved == halved]
+    if same:
+        return max(same[-2:])
+    return 4 * lengths[-1][0] if lengths else 0.0
+
+
 def half_size(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch at half its side: each 2x2 block of the image averaged (exactly what an area
     resize does), the mask sampled at one pixel of each block (a mask has no averages)."""
@@ -215,10 +227,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
                        f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
         (out / "history.json").write_text(json.dumps(history, indent=1))
-        if cfg.max_minutes is not None and elapsed >= cfg.max_minutes * 60:
-            if show_progress:
-                tqdm.write(f"stopping: {cfg.max_minutes} min time limit reached")
-            break
+        # Stop before an epoch that would end past the limit, not after it: the limit then bounds
+        # the run (the learning rate is nearly annealed by then; calibration follows).
+        if cfg.max_minutes is not None:
+            halved_next = time_done() < cfg.half_size_share
+            expected = next_epoch_seconds(history, halved_next)
+            if elapsed + expected > cfg.max_minutes * 60:
+                if show_progress:
+                    tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min) "
+                               f"would end past the {cfg.max_minutes} min limit")
+                break
 
     plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
     best = max(history, key=lambda h: h["val"]["miou"])["val"]
