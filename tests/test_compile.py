@@ -10,7 +10,7 @@ import pytest
 
 from edgeseg.data.frames import load_frames
 from edgeseg.engines import open_engine
-from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate
+from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, run_frames
 from edgeseg.errors import ConfigError, DatasetError, EngineError, ExportError
 from edgeseg.export import compile as compile_module
 from edgeseg.export.compile import CompileOptions, compile_bundle
@@ -76,6 +76,56 @@ def test_int8_graph_is_quantized_except_the_classifier(exported_graph, synth_dat
     producers = {o: n for n in quantized.graph.node for o in n.output}
     conv = next(n for n in quantized.graph.node if n.name == head[0])
     assert producers[conv.input[0]].op_type != "DequantizeLinear"
+
+
+def test_float_sums_recipe_keeps_the_stem_and_the_sums_in_float(exported_graph, synth_data):
+    from edgeseg.export.precision import int8_graph
+
+    model = onnx.load(str(exported_graph))
+    frames = load_frames(synth_data, 1, 64, 64, 16, with_masks=False).frames
+    standard = int8_graph(model, frames, "frames", 1)
+    float_sums = int8_graph(model, frames, "frames", 1, recipe="float-sums")
+
+    def quantized_inputs(graph, op_types):
+        producers = {o: n for n in graph.graph.node for o in n.output}
+        return sum(producers[i].op_type == "DequantizeLinear" for n in graph.graph.node if n.op_type in op_types
+                   for i in n.input if i in producers)
+
+    assert quantized_inputs(standard, ("Concat", "Add", "Resize")) > 0  # the U-Net decoder's concatenations
+    assert quantized_inputs(float_sums, ("Concat", "Add", "Resize")) == 0
+    def stem_weights_from(graph):  # what produces the first convolution's weights: None for a float initializer
+        producers = {o: n for n in graph.graph.node for o in n.output}
+        stem = next(n for n in graph.graph.node if n.op_type == "Conv")
+        return getattr(producers.get(stem.input[1]), "op_type", None)
+
+    assert stem_weights_from(standard) == "DequantizeLinear" and stem_weights_from(float_sums) is None
+    with pytest.raises(ExportError, match="unknown int8 recipe"):
+        int8_graph(model, frames, "frames", 1, recipe="fastest")
+
+
+def test_int8_below_the_gate_is_quantized_again_with_the_float_sums_recipe(exported_graph, synth_data, tmp_path,
+                                                                          monkeypatch):
+    recipes = []
+    real_int8_graph, real_gate = compile_module.int8_graph, compile_module.gate
+
+    def recording_int8_graph(*args):
+        recipes.append(args[-1])
+        return real_int8_graph(*args)
+
+    monkeypatch.setattr(compile_module, "int8_graph", recording_int8_graph)
+    monkeypatch.setattr(compile_module, "gate",  # the standard recipe fails, whatever it measures
+                        lambda report, precision: (False, "lost 3.1") if len(recipes) == 1 else real_gate(report, precision))
+    result = compile_bundle(CompileOptions(str(exported_graph), str(tmp_path / "b"), backend="onnxruntime",
+                                           precision="int8", calib=str(synth_data), data=str(synth_data), force=True),
+                            False)
+    assert recipes == ["standard", "float-sums"]
+    assert result.manifest["calibration"]["recipe"] == "float-sums"
+    assert any("standard recipe) failed the gate: lost 3.1" in note for note in result.manifest["notes"])
+    val = load_frames(synth_data, 1, 64, 64, 200, split="val", with_masks=False).frames
+    with open_engine(result.path) as engine:  # the engine written is the one measured: the second
+        masks = run_frames(engine, val)
+    reference = ReferenceRunner(result.path / "reference.onnx").masks(val)
+    assert (masks == reference).mean() == pytest.approx(result.manifest["parity"]["pixel_agreement"], abs=1e-6)
 
 
 def test_int8_records_its_calibration_and_warns_below_300_frames(bundle_factory, exported_graph, synth_data,

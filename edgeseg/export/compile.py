@@ -3,8 +3,9 @@
 Steps: read the graph and its edgeseg metadata; make the precision graph (fp16, int8 from
 calibration frames); let the backend build its files in a temporary folder; write the manifest;
 load the engine from that folder exactly as the runtime will; run it and the fp32 reference on
-validation frames (the parity gate); then rename the folder into place. Below the gate nothing
-is written unless forced, and a forced bundle says so in its manifest.
+validation frames (the parity gate); then rename the folder into place. An int8 graph that fails
+the gate is quantized once more with more of it in float (precision.INT8_RECIPES). Below the
+gate nothing is written unless forced, and a forced bundle says so in its manifest.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from edgeseg.engines import PRECISIONS, backend_module, open_engine
 from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, measure, run_frames
 from edgeseg.engines.bundle import MANIFEST, sha256_file, write_manifest
 from edgeseg.errors import BundleError, ConfigError, ExportError
-from edgeseg.export.precision import MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
+from edgeseg.export.precision import INT8_RECIPES, MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
 
 REFERENCE_FILE = "reference.onnx"
 
@@ -114,6 +115,42 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
     return calib, val
 
 
+def _build_and_prove(opts: CompileOptions, module, model: onnx.ModelProto, meta: dict, calib: FrameSet | None,
+                     val: FrameSet, work: Path, recipe: str | None, show_progress: bool) -> tuple[dict, AccuracyReport]:
+    """Make the precision graph, build the backend's engine in ``work``, write its manifest and
+    measure it against the fp32 reference on the validation frames."""
+    spec = meta["input"]
+    graph_path = work / "graph.onnx"
+    if opts.precision == "fp16":
+        onnx.save(fp16_graph(model), str(graph_path))
+    elif opts.precision == "int8":
+        batch = spec["shape"][0] if isinstance(spec["shape"][0], int) else 1
+        onnx.save(int8_graph(model, calib.frames, spec["name"], batch, calib.truth, len(meta["classes"]), recipe),
+                  str(graph_path))
+    else:
+        shutil.copyfile(opts.onnx, graph_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine_info = module.build(graph_path, work, opts.precision, dict(opts.options), spec)
+    graph_path.unlink()  # built into the backend's own files
+    source = Path(opts.onnx)
+    manifest = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backend": opts.backend, "precision": opts.precision,
+        "classes": meta["classes"], "input": spec, "outputs": meta["outputs"], "model": meta["model"],
+        "source": {"onnx": str(source), "sha256": sha256_file(source), "reference": REFERENCE_FILE},
+        "engine": engine_info,
+        "fingerprint": module.fingerprint(engine_info),
+        "calibration": ({"frames": len(calib), "source": calib.source, "recipe": recipe,
+                         "accuracy_control": opts.accuracy_control} if calib is not None else None),
+    }
+    write_manifest(work, manifest)
+    with open_engine(work) as engine:
+        engine_masks = run_frames(engine, val.frames, show_progress, f"{opts.backend} {opts.precision}")
+    reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
+    return manifest, measure(engine_masks, reference_masks, val, [c["name"] for c in meta["classes"]])
+
+
 def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) -> CompileResult:
     """Build, prove and write a bundle. ``warn(text)`` is told of anything worth a warning as it happens."""
     if opts.precision not in PRECISIONS:
@@ -143,35 +180,20 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
     work.mkdir()
     try:
         shutil.copyfile(source, work / REFERENCE_FILE)
-        graph_path = work / "graph.onnx"
-        if opts.precision == "fp16":
-            onnx.save(fp16_graph(model), str(graph_path))
-        elif opts.precision == "int8":
-            batch = spec["shape"][0] if isinstance(spec["shape"][0], int) else 1
-            onnx.save(int8_graph(model, calib.frames, spec["name"], batch, calib.truth, len(meta["classes"])),
-                      str(graph_path))
-        else:
-            shutil.copyfile(source, graph_path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            engine_info = module.build(graph_path, work, opts.precision, dict(opts.options), spec)
-        graph_path.unlink()  # built into the backend's own files
-        manifest = {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "backend": opts.backend, "precision": opts.precision,
-            "classes": meta["classes"], "input": spec, "outputs": meta["outputs"], "model": meta["model"],
-            "source": {"onnx": str(source), "sha256": sha256_file(source), "reference": REFERENCE_FILE},
-            "engine": engine_info,
-            "fingerprint": module.fingerprint(engine_info),
-            "calibration": ({"frames": len(calib), "source": calib.source,
-                             "accuracy_control": opts.accuracy_control} if calib is not None else None),
-        }
-        write_manifest(work, manifest)
-        with open_engine(work) as engine:
-            engine_masks = run_frames(engine, val.frames, show_progress, f"{opts.backend} {opts.precision}")
-        reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
-        accuracy = measure(engine_masks, reference_masks, val, [c["name"] for c in meta["classes"]])
-        passed, rule = gate(accuracy, opts.precision)
+        recipes = INT8_RECIPES if opts.precision == "int8" else (None,)
+        for recipe in recipes:
+            manifest, accuracy = _build_and_prove(opts, module, model, meta, calib, val, work, recipe,
+                                                  show_progress)
+            passed, rule = gate(accuracy, opts.precision)
+            if passed or recipe == recipes[-1]:
+                break
+            note(f"int8 ({recipe} recipe) failed the gate: {rule}; quantizing again with the "
+                 f"{recipes[recipes.index(recipe) + 1]} recipe")
+            for path in work.iterdir():  # the failed engine's files; the reference stays
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.name != REFERENCE_FILE:
+                    path.unlink()
         if not passed and not opts.force:
             raise ExportError(f"parity gate failed: {rule}", output,
                               "no bundle written; try another precision or more calibration frames, "
