@@ -1,5 +1,6 @@
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import iou_report
+from edgeseg.models import get_architecture
 from edgeseg.training import trainer
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
@@ -181,6 +183,17 @@ def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synt
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(data="x", **change).validate()
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).parent.parent / "benchmarks" / "configs").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_benchmark_configs_are_valid(config):
+    """A typo in a benchmark config is found here, not 30 minutes into its run."""
+    cfg = TrainConfig.from_yaml(config)
+    cfg.data = "x"
+    cfg.validate()
+    get_architecture(cfg.arch).check_options(cfg.arch_kwargs)
+    assert cfg.max_minutes is not None and cfg.max_minutes < 30  # the benchmark's target is 30 minutes
 
 
 def test_unknown_yaml_setting_is_refused(tmp_path):
