@@ -112,9 +112,11 @@ def test_int8_below_the_gate_is_quantized_again_with_the_float_sums_recipe(expor
         recipes.append(args[-1])
         return real_int8_graph(*args)
 
+    def standard_recipe_fails(report, precision):  # whatever it measures
+        return (False, "lost 3.1") if len(recipes) == 1 else real_gate(report, precision)
+
     monkeypatch.setattr(compile_module, "int8_graph", recording_int8_graph)
-    monkeypatch.setattr(compile_module, "gate",  # the standard recipe fails, whatever it measures
-                        lambda report, precision: (False, "lost 3.1") if len(recipes) == 1 else real_gate(report, precision))
+    monkeypatch.setattr(compile_module, "gate", standard_recipe_fails)
     result = compile_bundle(CompileOptions(str(exported_graph), str(tmp_path / "b"), backend="onnxruntime",
                                            precision="int8", calib=str(synth_data), data=str(synth_data), force=True),
                             False)
