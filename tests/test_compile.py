@@ -93,6 +93,7 @@ def test_float_sums_recipe_keeps_the_stem_and_the_sums_in_float(exported_graph, 
 
     assert quantized_inputs(standard, ("Concat", "Add", "Resize")) > 0  # the U-Net decoder's concatenations
     assert quantized_inputs(float_sums, ("Concat", "Add", "Resize")) == 0
+
     def stem_weights_from(graph):  # what produces the first convolution's weights: None for a float initializer
         producers = {o: n for n in graph.graph.node for o in n.output}
         stem = next(n for n in graph.graph.node if n.op_type == "Conv")

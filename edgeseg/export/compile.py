@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 import edgeseg
@@ -116,9 +117,10 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
 
 
 def _build_and_prove(opts: CompileOptions, module, model: onnx.ModelProto, meta: dict, calib: FrameSet | None,
-                     val: FrameSet, work: Path, recipe: str | None, show_progress: bool) -> tuple[dict, AccuracyReport]:
+                     val: FrameSet, reference_masks: np.ndarray, work: Path, recipe: str | None,
+                     show_progress: bool) -> tuple[dict, AccuracyReport]:
     """Make the precision graph, build the backend's engine in ``work``, write its manifest and
-    measure it against the fp32 reference on the validation frames."""
+    measure it against the fp32 reference's masks of the validation frames."""
     spec = meta["input"]
     graph_path = work / "graph.onnx"
     if opts.precision == "fp16":
@@ -147,7 +149,6 @@ def _build_and_prove(opts: CompileOptions, module, model: onnx.ModelProto, meta:
     write_manifest(work, manifest)
     with open_engine(work) as engine:
         engine_masks = run_frames(engine, val.frames, show_progress, f"{opts.backend} {opts.precision}")
-    reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
     return manifest, measure(engine_masks, reference_masks, val, [c["name"] for c in meta["classes"]])
 
 
@@ -180,10 +181,12 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
     work.mkdir()
     try:
         shutil.copyfile(source, work / REFERENCE_FILE)
+        # the fp32 reference's masks are the same for every recipe tried
+        reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
         recipes = INT8_RECIPES if opts.precision == "int8" else (None,)
         for recipe in recipes:
-            manifest, accuracy = _build_and_prove(opts, module, model, meta, calib, val, work, recipe,
-                                                  show_progress)
+            manifest, accuracy = _build_and_prove(opts, module, model, meta, calib, val, reference_masks, work,
+                                                  recipe, show_progress)
             passed, rule = gate(accuracy, opts.precision)
             if passed or recipe == recipes[-1]:
                 break

@@ -142,6 +142,10 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     def time_done() -> float:
         return (time.perf_counter() - clock["started"]) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
 
+    def trains_halved(epoch: int) -> bool:
+        """Whether an epoch starting now runs on halved batches (the first half_size_share of the run)."""
+        return (time_done() if cfg.max_minutes else epoch / cfg.epochs) < cfg.half_size_share
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), time_done))
     # The moving average smooths the step-to-step swings of small-batch training on rare classes;
@@ -187,8 +191,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         losses = []
-        run_share = time_done() if cfg.max_minutes else epoch / cfg.epochs
-        halved = run_share < cfg.half_size_share
+        halved = trains_halved(epoch)
         bar = progress(make_ahead(batches.epoch(rng)), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        unit="batch", disable=not show_progress, leave=False)
         for x, y in bar:
@@ -230,8 +233,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         # Stop before an epoch that would end past the limit, not after it: the limit then bounds
         # the run (the learning rate is nearly annealed by then; calibration follows).
         if cfg.max_minutes is not None:
-            halved_next = time_done() < cfg.half_size_share
-            expected = next_epoch_seconds(history, halved_next)
+            expected = next_epoch_seconds(history, trains_halved(epoch + 1))
             if elapsed + expected > cfg.max_minutes * 60:
                 if show_progress:
                     tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min) "
