@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgeseg.data import DatasetLayout
-from edgeseg.metrics import iou_report
-from edgeseg.training.calibrate import fit_class_offsets
+from edgeseg.metrics import confusion_matrix, iou_report, mean_iou
+from edgeseg.training.calibrate import OFFSET_GRID, fit_class_offsets
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
@@ -138,6 +138,39 @@ def test_class_offsets_undo_a_shifted_score_and_never_make_it_worse():
     assert after > before + 0.05
     calibrated, same, _ = fit_class_offsets(scores + offsets, labels)
     assert same == pytest.approx(after) and np.abs(calibrated).max() <= 0.25  # nothing left to gain
+
+
+def _offsets_one_trial_at_a_time(scores, labels, sweeps=2, grid=OFFSET_GRID):
+    """The fit written plainly: every trial value's prediction made and counted on its own."""
+    n = scores.shape[1]
+    offsets = np.zeros(n, np.float32)
+    best = mean_iou(confusion_matrix(np.argmax(scores, axis=1), labels, n))
+    for _ in range(sweeps):
+        for c in range(1, n):
+            others = scores + offsets
+            others[:, c] = -np.inf
+            other_class = np.argmax(others, axis=1)
+            other_score = others[np.arange(len(others)), other_class]
+            for value in grid:
+                pred = np.where(scores[:, c] + value > other_score, c, other_class)
+                score = mean_iou(confusion_matrix(pred, labels, n))
+                if score > best + 1e-6:
+                    best, offsets = score, offsets.copy()
+                    offsets[c] = value
+    return offsets, best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_class_offsets_fit_in_one_pass_per_class_as_trial_by_trial(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(5, size=30_000, p=[0.8, 0.1, 0.05, 0.04, 0.01]).astype(np.uint8)
+    scores = rng.normal(0, 1.5, (labels.size, 5)).astype(np.float32)
+    scores[np.arange(labels.size), labels] += 2.0
+    scores += rng.normal(0, 1.5, 5).astype(np.float32)  # each class shifted by its own amount
+    offsets, _, after = fit_class_offsets(scores, labels)
+    expected, expected_after = _offsets_one_trial_at_a_time(scores, labels)
+    np.testing.assert_array_equal(offsets, expected)
+    assert after == pytest.approx(expected_after, abs=1e-9) and np.count_nonzero(offsets) >= 2
 
 
 def test_calibration_is_folded_into_the_checkpoint_and_measured(synth_data, tmp_path):

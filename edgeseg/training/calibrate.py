@@ -53,33 +53,51 @@ def collect_logits(model, images, masks, mean, std, bf16: bool = False, stride: 
 
 def _miou(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     # metrics.confusion_matrix would first mask out unlabelled pixels, which collect_logits has
-    # already dropped; counting straight away is 3x cheaper, and the fit counts ~250 times
+    # already dropped; counting straight away is 3x cheaper
     counts = np.bincount(labels.astype(np.int64) * num_classes + pred, minlength=num_classes * num_classes)
     return mean_iou(counts.reshape(num_classes, num_classes))
+
+
+def _offset_trials(scores: np.ndarray, labels: np.ndarray, offsets: np.ndarray, c: int,
+                   grid: np.ndarray) -> np.ndarray:
+    """mIoU with each ``grid`` value as class ``c``'s offset, the other offsets fixed, from one
+    pass over the pixels instead of one per value (a fit took 37 s on 3.7 M pixels that way).
+
+    A pixel goes to ``c`` for every value above its margin (the best other score minus its
+    score for ``c``), so it is counted once, in the bin of the first such value, and a
+    cumulative sum over the bins gives the pixels moved to ``c`` at each value."""
+    n = scores.shape[1]
+    others = scores + offsets
+    others[:, c] = -np.inf
+    other_class = np.argmax(others, axis=1)
+    margin = others[np.arange(len(others)), other_class] - scores[:, c]
+    first = np.searchsorted(grid, margin, side="right")  # grid[k] > margin exactly for k >= first
+    pair = labels.astype(np.int64) * n + other_class
+    kept = np.bincount(pair, minlength=n * n).reshape(n, n)
+    moved = np.bincount(first * (n * n) + pair, minlength=(len(grid) + 1) * n * n)
+    moved = np.cumsum(moved.reshape(len(grid) + 1, n, n), axis=0)[:len(grid)]
+    confusion = kept - moved
+    confusion[:, :, c] += moved.sum(axis=2)
+    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
+    union = confusion.sum(axis=1) + confusion.sum(axis=2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, tp / union, np.nan)
+    return np.nanmean(iou, axis=1)  # as mean_iou: classes in neither labels nor prediction skipped
 
 
 def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
                       grid: np.ndarray = OFFSET_GRID) -> tuple[np.ndarray, float, float]:
     """Per-class logit offsets (background's stays 0) that maximise mIoU on (scores, labels),
-    by coordinate ascent over ``grid``. Returns (offsets, mIoU before, mIoU after). An offset
-    moves only where it raises mIoU, so the fit never ends worse than it started.
-
-    While one class's offset is searched the others are fixed, so the best of the other classes
-    is found once per class and each trial is one comparison, not an argmax over all classes."""
+    by coordinate ascent over ``grid`` (ascending). Returns (offsets, mIoU before, mIoU after).
+    An offset moves only where it raises mIoU, so the fit never ends worse than it started."""
     num_classes = scores.shape[1]
     offsets = np.zeros(num_classes, np.float32)
     before = best = _miou(np.argmax(scores, axis=1), labels, num_classes)
     for _ in range(sweeps):
         for c in range(1, num_classes):
-            others = scores + offsets
-            others[:, c] = -np.inf
-            other_class = np.argmax(others, axis=1)
-            other_score = others[np.arange(len(others)), other_class]
-            for value in grid:
-                pred = np.where(scores[:, c] + value > other_score, c, other_class)
-                score = _miou(pred, labels, num_classes)
+            for value, score in zip(grid, _offset_trials(scores, labels, offsets, c, grid)):
                 if score > best + 1e-6:
-                    best, offsets = score, offsets.copy()
+                    best, offsets = float(score), offsets.copy()
                     offsets[c] = value
     return offsets, before, best
 
