@@ -10,7 +10,7 @@ import pytest
 
 from edgeseg.data import DatasetLayout
 from edgeseg.metrics import confusion_matrix, iou_report, mean_iou
-from edgeseg.training.calibrate import OFFSET_GRID, fit_class_offsets
+from edgeseg.training.calibrate import OFFSET_GRID, calibration_seconds, fit_class_offsets
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
@@ -104,6 +104,49 @@ def test_time_limit_stops_before_an_epoch_that_would_end_past_it(synth_data, tmp
     assert [h["elapsed_s"] for h in result.history] == [60.0, 120.0, 180.0]
     assert result.wall_seconds <= 3.5 * 60
     assert load_checkpoint(result.last_checkpoint)["epoch"] == 3
+
+
+def test_calibration_is_expected_to_take_a_pass_over_train_and_val_at_the_evaluations_pace():
+    # magnetic-tile on a Cascade Lake Xeon: 247 val images evaluated in 6.6 s; the calibration
+    # then took 25 s for the 905 train images, 4 s for the fit and 6.6 s for val
+    expected = calibration_seconds(6.6, 905, 247)
+    assert 25 + 4 + 6.6 <= expected <= 1.15 * (25 + 4 + 6.6)
+    assert calibration_seconds(13.2, 905, 247) == pytest.approx(2 * expected)  # a machine half as fast
+
+
+def test_time_limit_leaves_room_for_the_calibration(synth_data, tmp_path, monkeypatch):
+    """Epochs of a minute, of which the evaluation takes 12 s, and a calibration expected to
+    take 45 s: with a 3.5-minute limit a third epoch would end at 3 minutes and the calibration
+    at 3.75, so the run stops after two and calibrates within the limit."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    real_evaluate = trainer.evaluate
+
+    class BatchesIn48s(trainer.TrainBatches):
+        def epoch(self, rng):
+            clock["now"] += 48.0
+            return super().epoch(rng)
+
+    def evaluate_in_12_s(*args, **kwargs):
+        clock["now"] += 12.0
+        return real_evaluate(*args, **kwargs)
+
+    asked = []
+
+    def calibration_in_45_s(eval_seconds, train_count, val_count):
+        asked.append((eval_seconds, train_count, val_count))
+        return 45.0
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate_in_12_s)
+    monkeypatch.setattr(trainer, "TrainBatches", BatchesIn48s)
+    monkeypatch.setattr(trainer, "calibration_seconds", calibration_in_45_s)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=10, batch_size=8,
+                               arch_kwargs={"base": 8}, seed=1, max_minutes=3.5), show_progress=False)
+    assert [h["elapsed_s"] for h in result.history] == [60.0, 120.0]
+    assert [h["eval_s"] for h in result.history] == [12.0, 12.0]
+    layout = DatasetLayout.open(synth_data)
+    assert asked[-1] == (12.0, len(layout.split_stems("train")), len(layout.split_stems("val")))
+    assert "class_offsets" in load_checkpoint(result.best_checkpoint)["meta"]  # and it calibrated
 
 
 def test_moving_average_follows_the_model_closely_at_first_and_smooths_later():

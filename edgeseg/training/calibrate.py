@@ -102,6 +102,14 @@ def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
     return offsets, before, best
 
 
+def calibration_seconds(eval_seconds: float, train_count: int, val_count: int) -> float:
+    """How long ``calibrate_checkpoint`` will take, from one evaluation of the val split while
+    training: a forward pass over the train images (as long per image as that evaluation), the
+    val split once more, and the fit, allowed for by 30 % more (magnetic-tile on a Cascade Lake
+    Xeon: 25 s for the pass over 905 images, 4 s for the fit, 6.6 s for 247 val images)."""
+    return 1.3 * eval_seconds * (train_count + val_count) / max(1, val_count)
+
+
 def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, list], bf16: bool,
                          show_progress: bool = True, strength: float = 1.0) -> dict:
     """Fit per-class score offsets on the train images and masks (any size: each is stretched to
@@ -137,4 +145,4 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     return report
 
 
-__all__ = ["collect_logits", "fit_class_offsets", "calibrate_checkpoint"]
+__all__ = ["collect_logits", "fit_class_offsets", "calibration_seconds", "calibrate_checkpoint"]

@@ -41,7 +41,8 @@ class TrainConfig:
     defect_free_fraction: float = 1.0  # share of defect-free images drawn each epoch
     bf16: str = "auto"  # autocast to bfloat16 on CPUs with AMX or AVX-512 BF16: auto | on | off
     seed: int = 0
-    max_minutes: float | None = None  # no epoch starts that is expected to end past this wall time
+    # no epoch starts that is expected to end past this wall time, with the calibration after it
+    max_minutes: float | None = None
     # share of the run (of max_minutes, else of the epochs) trained on batches at half their side
     # first: whole-image context at a quarter of the cost per sample (progressive resizing; 0: off)
     half_size_share: float = 0.0

@@ -21,7 +21,7 @@ from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import describe_report, iou_report
 from edgeseg.models import build_model, get_architecture
 from edgeseg.progress import progress
-from edgeseg.training.calibrate import calibrate_checkpoint
+from edgeseg.training.calibrate import calibrate_checkpoint, calibration_seconds
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
@@ -211,10 +211,13 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
                             best_miou=f"{max(best_miou, 0):.3f}", refresh=False)
         kept = ema.module if ema is not None else model
+        evaluation_started = time.perf_counter()
         report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes, bf16=use_bf16), names)
-        elapsed = time.perf_counter() - started
+        evaluated = time.perf_counter()
+        elapsed = evaluated - started
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
-                        "elapsed_s": round(elapsed, 1), **({"half_size": True} if halved else {})})
+                        "elapsed_s": round(elapsed, 1), "eval_s": round(evaluated - evaluation_started, 2),
+                        **({"half_size": True} if halved else {})})
         improved = report["miou"] > best_miou
         if improved:
             best_miou = report["miou"]
@@ -230,14 +233,18 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
                        f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
         (out / "history.json").write_text(json.dumps(history, indent=1))
-        # Stop before an epoch that would end past the limit, not after it: the limit then bounds
-        # the run (the learning rate is nearly annealed by then; calibration follows).
+        # Stop before an epoch that would end past the limit, with the calibration after it, not
+        # after that epoch: the limit then bounds the whole run (the learning rate is nearly
+        # annealed by then).
         if cfg.max_minutes is not None:
             expected = next_epoch_seconds(history, trains_halved(epoch + 1))
-            if elapsed + expected > cfg.max_minutes * 60:
+            calibration = (calibration_seconds(max(h.get("eval_s", 0.0) for h in history[-2:]),
+                                               len(train_images), len(val_images)) if cfg.calibrate else 0.0)
+            if elapsed + expected + calibration > cfg.max_minutes * 60:
                 if show_progress:
-                    tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min) "
-                               f"would end past the {cfg.max_minutes} min limit")
+                    tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min)"
+                               + (f" and the calibration ({calibration / 60:.1f} min)" if cfg.calibrate else "")
+                               + f" would end past the {cfg.max_minutes} min limit")
                 break
 
     plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
