@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--bf16", choices=("auto", "on", "off"), help="bfloat16 autocast on AMX CPUs")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float,
-                   help="wall-time limit: no epoch starts that is expected to end past it")
+                   help="wall-time limit: no epoch starts that is expected to end past it with the "
+                        "calibration after it")
     p.add_argument("--threads", type=int)
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit per-class score offsets on the train split and fold them into "
