@@ -49,9 +49,14 @@ from edgeseg.runtime.sources.memory import MemorySource
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
-ENGINE_RUNS = HERE / "results" / "engines_magnetic_tile" / "run"
-DEFAULT_BUNDLES = [ENGINE_RUNS / "256px" / "openvino-int8", ENGINE_RUNS / "256px" / "openvino-bf16",
-                   ENGINE_RUNS / "512px" / "openvino-int8", ENGINE_RUNS / "512px" / "openvino-bf16"]
+# the engine benchmark's bundles of the default model (its run/ folder is not kept in git);
+# fp32 beside int8, as every CPU runs both
+ENGINE_RUNS = HERE / "results" / "engines_magnetic_tile_unet_lite" / "run"
+DEFAULT_BUNDLES = [ENGINE_RUNS / f"{size}px" / f"openvino-{precision}" for size in (256, 512)
+                   for precision in ("int8", "fp32")]
+BUILD_DEFAULTS = ("benchmarks/engines_magnetic_tile.py --checkpoint "
+                  "benchmarks/results/train_magnetic_tile_unet_lite/residual_coarse/seed1/run/best.pt "
+                  "--out benchmarks/results/engines_magnetic_tile_unet_lite")
 FRAME_W, FRAME_H = 1280, 1024
 
 
@@ -120,7 +125,8 @@ def benchmark_app(bundle: Path, precision: str, seconds: int, requests: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=Path, nargs="+", default=DEFAULT_BUNDLES,
-                        help="OpenVINO bundles of the magnetic-tile model (default: the engine benchmark's)")
+                        help="OpenVINO bundles of the magnetic-tile model (default: the engine benchmark's "
+                        "of unet-lite, int8 and fp32 at 256 and 512 px)")
     parser.add_argument("--checkpoint", type=Path,
                         help="the checkpoint they were built from (for the hand-written loops)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -138,6 +144,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.checkpoint is None and not args.loop_only:
         parser.error("--checkpoint is needed for the hand-written loops (or measure with --loop-only)")
+    missing = [str(path) for path in args.bundles if not (path / "manifest.json").is_file()]
+    if missing:
+        default = args.bundles == DEFAULT_BUNDLES
+        fix = f"; build the default ones with .venv/bin/python {BUILD_DEFAULTS}" if default else ""
+        parser.error(f"no bundle at {', '.join(missing)}{fix}")
     default_out = "runtime_magnetic_tile_loop" if args.loop_only else "runtime_magnetic_tile"
     args.out = args.out or HERE / "results" / default_out
     (args.out / "run").mkdir(parents=True, exist_ok=True)
