@@ -21,9 +21,10 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int,
 
 
 def per_class_iou(confusion: np.ndarray) -> np.ndarray:
-    """IoU per class; NaN for a class absent from both prediction and target."""
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - tp
+    """IoU per class; NaN for a class absent from both prediction and target. A stack of
+    matrices (..., C, C) gives a stack of IoUs (..., C)."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1).astype(np.float64)
+    union = confusion.sum(-2) + confusion.sum(-1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, tp / union, np.nan)
 

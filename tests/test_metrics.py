@@ -22,6 +22,17 @@ def test_absent_classes_do_not_count():
     assert report["miou"] == 1.0 and report["per_class_iou"]["a"] is None
 
 
+def test_a_stack_of_confusions_gives_each_ones_iou():
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 50, (4, 3, 3))
+    stack[2, 1, :] = stack[2, :, 1] = 0  # class 1 absent from one matrix
+    ious = per_class_iou(stack)
+    assert ious.shape == (4, 3)
+    for one, iou in zip(stack, ious):
+        np.testing.assert_array_equal(iou, per_class_iou(one))
+    assert np.isnan(ious[2, 1]) and not np.isnan(ious[[0, 1, 3], 1]).any()
+
+
 def test_pixel_agreement_and_shape_check():
     a = np.zeros((2, 2), np.uint8)
     b = a.copy()

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from edgeseg.data.classes import IGNORE_ID
 from edgeseg.data.frames import resize_pair
-from edgeseg.metrics import describe_report, iou_report, mean_iou
+from edgeseg.metrics import describe_report, iou_report, mean_iou, per_class_iou
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgeseg.training.dataset import to_tensor_batch
 from edgeseg.training.evaluation import evaluate
@@ -78,11 +78,7 @@ def _offset_trials(scores: np.ndarray, labels: np.ndarray, offsets: np.ndarray, 
     moved = np.cumsum(moved.reshape(len(grid) + 1, n, n), axis=0)[:len(grid)]
     confusion = kept - moved
     confusion[:, :, c] += moved.sum(axis=2)
-    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
-    union = confusion.sum(axis=1) + confusion.sum(axis=2) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
-    return np.nanmean(iou, axis=1)  # as mean_iou: classes in neither labels nor prediction skipped
+    return np.nanmean(per_class_iou(confusion), axis=1)  # as mean_iou does for one matrix
 
 
 def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
