@@ -38,7 +38,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from engines_magnetic_tile import cpu_name, runnable_cases  # noqa: E402
+from engines_magnetic_tile import cpu_name, left_out_notes, runnable_cases  # noqa: E402
 from runtime_magnetic_tile import FRAME_H, FRAME_W, handwritten_loop, raw_float_model, stream_frames  # noqa: E402
 
 from edgeseg.engines.bundle import Bundle  # noqa: E402
@@ -281,8 +281,7 @@ def main() -> None:
     result = {"date": date.today().isoformat(), "cpu": cpu_name(), "threads": 2, "frame": [FRAME_H, FRAME_W],
               "checkpoint": str(args.checkpoint), "rows": rows, "left_out": left_out}
     (args.out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-    notes = "".join(f"\n\nNot run on this CPU: {case} ({why})" for case, why in left_out.items())
-    (args.out / "table.md").write_text(table(rows) + notes + "\n")
+    (args.out / "table.md").write_text(table(rows) + left_out_notes(left_out) + "\n")
     plot_scaling(rows, args.out / "scaling.png")
     print(table(rows))
 

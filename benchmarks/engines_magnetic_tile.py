@@ -101,6 +101,11 @@ def runnable_cases(cases: list[tuple[str, str]]) -> tuple[list[tuple[str, str]],
     return kept, left_out
 
 
+def left_out_notes(left_out: dict[str, str]) -> str:
+    """What runnable_cases left out, as lines to put under a results table."""
+    return "".join(f"\n\nNot run on this CPU: {case} ({why})" for case, why in left_out.items())
+
+
 def build_or_reuse(graph: Path, bundle: Path, backend: str, precision: str, args) -> tuple[dict, float | None]:
     if args.reuse and (bundle / "manifest.json").is_file():
         return Bundle.read(bundle).manifest, None
@@ -211,8 +216,7 @@ def main() -> None:
     summary = {"date": date.today().isoformat(), "cpu": cpu_name(), "threads": 2,
                "checkpoint": str(args.checkpoint), "rows": rows, "left_out": left_out}
     (args.out / "results.json").write_text(json.dumps(summary, indent=2))
-    notes = "".join(f"\n\nNot run on this CPU: {case} ({why})" for case, why in left_out.items())
-    (args.out / "table.md").write_text(table(rows) + notes + "\n")
+    (args.out / "table.md").write_text(table(rows) + left_out_notes(left_out) + "\n")
     plot(rows, args.out / "latency.png")
     print(table(rows))
 
