@@ -21,6 +21,7 @@ from edgeseg.runtime.postprocess import Postprocessor
 from edgeseg.runtime.regions import find_regions
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.runtime.sources.memory import MemorySource
 from edgeseg.runtime.tiles import TileGrid, tile_starts
 from media import free_port, serve_stream, stop, wait_for, write_video
 
@@ -95,10 +96,14 @@ def test_throughput_mode_gives_the_same_results_in_frame_order(bundle_factory, s
     assert [(a["verdict"], a["regions"]) for a in latency] == [(b["verdict"], b["regions"]) for b in throughput]
 
 
-def test_tile_mode_stitches_native_resolution_tiles_by_the_rule(bundle_factory, stream, tmp_path):
+@pytest.mark.parametrize("source", ["video", "frames in memory"])
+def test_tile_mode_stitches_native_resolution_tiles_by_the_rule(bundle_factory, stream, tmp_path, source):
+    """From a video, and from frames in memory (a source that lends its buffers to resize mode,
+    whereas tile mode's crops are views of the ring's own)."""
     bundle = bundle_factory("onnxruntime", "fp32").path
     video, frames = stream
-    summary, session = _run(bundle, str(video), tmp_path, mode="tile", overlap=16, masks=True)
+    summary, session = _run(bundle, str(video) if source == "video" else MemorySource(frames, len(frames)),
+                            tmp_path, mode="tile", overlap=16, masks=True)
     grid = session.tiles
     assert len(grid) == len(tile_starts(FRAME_H, 64, 16)) * len(tile_starts(FRAME_W, 64, 16)) == 9
     with open_engine(bundle) as engine:
@@ -198,8 +203,18 @@ _LOOP_ALLOCATION_PROBE = """
 import gc, json, sys, tracemalloc
 from pathlib import Path
 from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.runtime.sources.memory import MemorySource
 
-session = InspectionSession(RunOptions(Path(sys.argv[1]), sys.argv[2], status=False))
+source = sys.argv[2]
+if sys.argv[4] == "memory":  # the video's frames lent from memory, not copied into the ring
+    import cv2
+    from edgeseg.runtime.sources.memory import MemorySource
+    video, frames = cv2.VideoCapture(source), []
+    while (frame := video.read()[1]) is not None:
+        frames.append(frame)
+    source = MemorySource(frames)
+session = InspectionSession(RunOptions(Path(sys.argv[1]), source, status=False))
+assert session.capture.lending == (sys.argv[4] == "memory")
 loop = session.loop
 # The mask is set after inference, whatever the test model predicts: with defects every frame
 # gets the same two regions, so regions and verdicts are made; without, none.
@@ -236,17 +251,20 @@ print(json.dumps({"kept": min(kept), "windows": kept, "peak": peak - start, "def
 """
 
 
-@pytest.mark.parametrize("frames_with", ["no defects", "defects"])
-def test_a_frame_allocates_nothing_from_capture_to_verdict(bundle_factory, synth_data, tmp_path, frames_with):
-    """Over 600 traced frames of a 320x256 video through the whole loop (capture thread, ring,
-    resize into the engine, inference, threshold, regions, verdict): no growth, and no buffer
-    the size of even the model's mask is made per frame. With defects, the regions found are the
+@pytest.mark.parametrize("frames_with, source", [("no defects", "video"), ("defects", "video"),
+                                                 ("defects", "memory")])
+def test_a_frame_allocates_nothing_from_capture_to_verdict(bundle_factory, synth_data, tmp_path, frames_with,
+                                                           source):
+    """Over 600 traced frames of a 320x256 video (decoded into the ring, or lent to it from
+    memory) through the whole loop (capture thread, ring, resize into the engine, inference,
+    threshold, regions, verdict): no growth, and no buffer the size of even the model's mask is
+    made per frame. With defects, the regions found are the
     only new objects, and they are gone with the frame."""
     images = sorted((synth_data / "images").iterdir())
     frames = [cv2.resize(cv2.imread(str(images[i % len(images)])), (320, 256)) for i in range(840)]
     video = write_video(tmp_path / "long.mp4", frames)
     bundle = bundle_factory("openvino", "fp32", size=128).path
-    out = subprocess.run([sys.executable, "-c", _LOOP_ALLOCATION_PROBE, str(bundle), str(video), frames_with],
+    out = subprocess.run([sys.executable, "-c", _LOOP_ALLOCATION_PROBE, str(bundle), str(video), frames_with, source],
                          capture_output=True, text=True, check=True)
     measured = json.loads(out.stdout)
     assert measured["model_mask"] == 128 * 128 and measured["frame"] == 320 * 256 * 3

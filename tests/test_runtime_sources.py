@@ -16,6 +16,7 @@ from edgeseg.runtime.sources import BadFrame, FrameLost, FrameSource, open_sourc
 from edgeseg.runtime.sources.base import as_frame
 from edgeseg.runtime.sources.gstreamer import GStreamerSource, jetson_csi_pipeline
 from edgeseg.runtime.sources.image_folder import ImageFolderSource
+from edgeseg.runtime.sources.memory import MemorySource
 from edgeseg.runtime.sources.pylon import PylonSource
 from edgeseg.runtime.sources.usb import UsbCameraSource
 from edgeseg.runtime.sources.video import NetworkStreamSource, VideoFileSource
@@ -177,6 +178,92 @@ class CountingCamera(FrameSource):
         frame = np.full((4, 4), self.number % 256, np.uint8)
         self.number += 1
         return as_frame(frame, out)
+
+
+class LendingCamera(FrameSource):
+    """A source with a pool of its own buffers that it lends: numbered frames, and every 7th one
+    of another size (a frame the ring cannot hold). It records what is out on loan."""
+
+    lends = True
+
+    def __init__(self, frames: int, live: bool = False, interval: float = 0.0):
+        super().__init__("test://lending")
+        self.live, self.frames, self.interval = live, frames, interval
+        self.number = 0
+        self.out_on_loan: set[int] = set()
+        self.most_on_loan = self.given_back = 0
+        self.lock = threading.Lock()
+
+    def open(self) -> None:
+        pass
+
+    def read(self, out):
+        raise AssertionError("a lending source is not copied from")
+
+    def lend(self):
+        if self.number == self.frames:
+            return None
+        time.sleep(self.interval)
+        number, self.number = self.number, self.number + 1
+        shape = (5, 4) if number % 7 == 6 else (4, 4)
+        with self.lock:
+            self.out_on_loan.add(number)
+            self.most_on_loan = max(self.most_on_loan, len(self.out_on_loan))
+        return np.full(shape, number, np.uint8), number
+
+    def give_back(self, token):
+        with self.lock:
+            self.out_on_loan.remove(token)  # a token given back twice fails here
+            self.given_back += 1
+
+
+def test_a_source_that_lends_its_buffers_is_not_copied_and_gets_every_one_back():
+    camera = LendingCamera(frames=40)
+    capture = Capture(camera, slots=3)
+    capture.start()
+    taken = []
+    while (slot := capture.take()) is not None:
+        frame = capture.frames[slot]
+        taken.append(int(frame[0, 0]))
+        assert frame.shape == (4, 4) and int(frame[0, 0]) in camera.out_on_loan  # the lent buffer itself
+        capture.release(slot)
+    capture.stop()
+    assert taken == [n for n in range(40) if n % 7 != 6]
+    assert capture.bad == 5  # the odd-sized frames were counted, skipped, and given back at once
+    assert camera.out_on_loan == set() and camera.given_back == 40
+    assert camera.most_on_loan <= capture.slot_count
+
+
+def test_a_live_lending_source_gets_the_frames_it_dropped_back():
+    camera = LendingCamera(frames=400, live=True, interval=0.0005)
+    capture = Capture(camera, slots=3)
+    capture.start()
+    for _ in range(10):
+        slot = capture.take()
+        time.sleep(0.01)  # a slow loop: older frames are dropped
+        capture.release(slot)
+    capture.stop()
+    assert capture.dropped > 20
+    assert camera.out_on_loan == set() and camera.most_on_loan <= capture.slot_count
+
+
+def test_frames_in_memory_are_lent_to_the_ring_unless_they_need_converting():
+    frames = [np.full((4, 6), i, np.uint8) for i in range(3)]
+    lent = Capture(MemorySource(frames, count=5), slots=2)
+    lent.start()
+    seen = []
+    while (slot := lent.take()) is not None:
+        seen.append(next(i for i, f in enumerate(frames) if lent.frames[slot] is f))
+        lent.release(slot)
+    lent.stop()
+    assert seen == [0, 1, 2, 0, 1]
+    sixteen_bit = MemorySource([np.full((4, 6), 4095, np.uint16)], count=1)
+    assert not sixteen_bit.lends  # scaled to 8 bits into the ring's own buffer
+    copied = Capture(MemorySource(frames, count=2), slots=2, borrow=False)
+    copied.start()
+    slot = copied.take()
+    assert copied.frames[slot] is not frames[0] and np.array_equal(copied.frames[slot], frames[0])
+    copied.stop()
 
 
 def test_a_live_source_keeps_only_the_newest_frame_and_counts_the_dropped():

@@ -65,7 +65,9 @@ class InspectionSession:
         self.source = (opts.source if isinstance(opts.source, FrameSource) else
                        open_source(opts.source, **opts.camera))
         ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)
-        self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after)
+        # tile mode cuts each ring slot into crop views made once, so its slots keep their own buffers
+        self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after,
+                               borrow=opts.mode != "tile")
         self.capture.start()
         self.engine = None
         self.sinks: list[Sink] = []

@@ -5,6 +5,11 @@ A source hands over 8-bit mono (H, W) or 8-bit colour (H, W, 3) frames in its ``
 fits it (no allocation) and returns the frame, or None at the end of a file. A live source that
 fails raises ``FrameLost`` and is reopened by the capture thread; a frame that cannot be decoded
 raises ``BadFrame`` and is skipped.
+
+A source that owns its frame buffers (frames held in memory, a driver's buffer pool) may lend
+them instead: with ``lends`` true, ``lend()`` hands over the next frame itself, with a token,
+and the capture ring holds it until ``give_back(token)``. No copy is made; the frame must stay
+unchanged and valid until it is given back, even when the source is closed and reopened.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ class FrameSource(ABC):
     def close(self) -> None:
         """Release the device or file."""
 
+    lends = False
+
+    def lend(self) -> tuple[np.ndarray, object] | None:
+        """Where ``lends``: the next frame as the source's own buffer and a token for
+        ``give_back``, or None at the end; BadFrame and FrameLost as ``read``."""
+        raise NotImplementedError(f"{type(self).__name__} does not lend its frames")
+
+    def give_back(self, token: object) -> None:
+        """A lent frame is no longer used."""
+
     @property
     def fps(self) -> float | None:
         """The source's nominal frame rate, where it has one."""
@@ -59,6 +74,12 @@ def to_8bit(frame: np.ndarray, out: np.ndarray | None, bit_depth: int) -> np.nda
     if out is not None and out.shape == frame.shape[:2] and out.dtype == np.uint8:
         return cv2.convertScaleAbs(frame, dst=out, alpha=scale)
     return cv2.convertScaleAbs(frame, alpha=scale)
+
+
+def usable_as_is(frame: np.ndarray) -> bool:
+    """A frame the runtime takes without conversion: uint8, mono or 3-channel, C-contiguous."""
+    return (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+            and (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)))
 
 
 def as_frame(image: np.ndarray, out: np.ndarray | None, bit_depth: int = 16) -> np.ndarray:
