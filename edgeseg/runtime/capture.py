@@ -7,9 +7,9 @@ decoded is counted and skipped. Every frame carries its index and capture timest
 
 A source that lends its buffers (``FrameSource.lends``) is not copied from: a slot then holds the
 lent frame itself, given back to the source when the slot is next filled or the capture stops
-(so every lent buffer goes back from the capture thread). Measured on a 2-core Xeon streaming
-1280x1024 frames into a 256 px model, the copy into the ring had cost 0.5 ms per frame, most of
-it the capture thread contending with inference for the cores.
+(so every lent buffer goes back from the capture thread). On a 2-core Xeon streaming 1280x1024
+frames into a 256 px model, the copy into the ring had cost 0.26-0.43 ms per frame, most of it
+the capture thread contending with inference for the cores.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource, usabl
 log = logging.getLogger(__name__)
 
 _FIRST_FRAME_TRIES = 20  # corrupt frames tolerated before the first good one
+_NOT_LENT = object()  # a slot's token when it holds no lent frame (a source's token may be None)
 
 
 class Capture:
@@ -41,9 +42,7 @@ class Capture:
         self.give_up_after = give_up_after
         self.borrow = borrow  # take lent frames where the source lends (False: every slot keeps its own buffer)
         self.frames: list[np.ndarray] = []
-        self._lent: list[object] = [None] * slots  # per slot, the token of the lent frame it holds
-        self._holds_lent = [False] * slots
-        self._first_token: object = None
+        self._lent: list[object] = [_NOT_LENT] * slots  # per slot, the token of the lent frame it holds
         self._placeholder: np.ndarray | None = None
         self.index = np.zeros(slots, np.int64)  # frame number, 0-based: the source's own where it has one
         self.stamp = np.zeros(slots, np.float64)  # wall-clock seconds when the frame was captured
@@ -72,7 +71,7 @@ class Capture:
         first = None
         for _ in range(_FIRST_FRAME_TRIES):
             try:
-                first = self._read_first()
+                first = self._lend(None) if self.lending else self.source.read(None)  # lent: (frame, token)
                 break
             except BadFrame as e:
                 self._count_bad(e)
@@ -83,9 +82,9 @@ class Capture:
             raise SourceError("the source gave no usable frame", self.source.uri if "://" not in self.source.uri
                               else None, "check that it holds images or video")
         if self.lending:  # a slot holding no lent frame shows one placeholder of the stream's shape
-            self._placeholder = np.empty_like(first)
+            self._placeholder = np.empty_like(first[0])
             self.frames = [self._placeholder] * self.slot_count
-            self._hold(0, first, self._first_token)
+            self.frames[0], self._lent[0] = first
         else:
             self.frames = [np.empty_like(first) for _ in range(self.slot_count)]
             np.copyto(self.frames[0], first)
@@ -95,18 +94,17 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="edgeseg-capture", daemon=True)
         self._thread.start()
 
-    def _read_first(self) -> np.ndarray | None:
-        if not self.lending:
-            return self.source.read(None)
+    def _lend(self, shape: tuple[int, ...] | None) -> tuple[np.ndarray, object] | None:
+        """A lent frame and its token; one the ring cannot hold as it is goes straight back."""
         lent = self.source.lend()
         if lent is None:
             return None
         frame, token = lent
-        if not usable_as_is(frame):
+        if not usable_as_is(frame) or (shape is not None and frame.shape != shape):
             self.source.give_back(token)
-            raise BadFrame(f"lent frame of {frame.shape} {frame.dtype} is not uint8 mono or colour")
-        self._first_token = token
-        return frame
+            raise BadFrame(f"lent frame of {frame.shape} {frame.dtype} where the stream takes "
+                           f"{shape or 'mono or colour'} uint8")
+        return lent
 
     def _fill(self, slot: int) -> np.ndarray | None:
         """The next frame into ``slot``: read into its buffer, or lent (after the lent frame the
@@ -114,24 +112,16 @@ class Capture:
         if not self.lending:
             return self.source.read(self.frames[slot])
         self._return_lent(slot)
-        lent = self.source.lend()
+        lent = self._lend(self.frames[slot].shape)
         if lent is None:
             return None
-        frame, token = lent
-        if not usable_as_is(frame) or frame.shape != self.frames[slot].shape:
-            self.source.give_back(token)
-            raise BadFrame(f"lent frame of {frame.shape} {frame.dtype} where the stream had "
-                           f"{self.frames[slot].shape} uint8")
-        self._hold(slot, frame, token)
-        return frame
-
-    def _hold(self, slot: int, frame: np.ndarray, token: object) -> None:
-        self.frames[slot], self._lent[slot], self._holds_lent[slot] = frame, token, True
+        self.frames[slot], self._lent[slot] = lent
+        return lent[0]
 
     def _return_lent(self, slot: int) -> None:
-        if self._holds_lent[slot]:
-            token, self._lent[slot], self._holds_lent[slot] = self._lent[slot], None, False
-            self.frames[slot] = self._placeholder
+        token = self._lent[slot]
+        if token is not _NOT_LENT:
+            self.frames[slot], self._lent[slot] = self._placeholder, _NOT_LENT
             self.source.give_back(token)
 
     def _publish(self, slot: int) -> None:
