@@ -3,6 +3,8 @@ camera emulator, the drop policy, and sources that fail and come back."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -368,19 +370,56 @@ def test_an_address_nobody_serves_is_a_clear_error():
         Capture(NetworkStreamSource(f"http://127.0.0.1:{free_port()}/none.ts")).start()
 
 
-def test_the_pylon_camera_emulator_gives_mono_frames(monkeypatch):
+def test_the_pylon_camera_emulator_gives_mono_frames_lent_from_pylons_buffers(monkeypatch):
+    """Mono8 as it comes, in pylon's own buffers; with the ring holding more frames than pylon's
+    default 10 buffers, pylon is given more and keeps grabbing."""
     monkeypatch.setenv("PYLON_CAMEMU", "1")
-    capture = Capture(open_source("pylon://"), slots=3)
+    source = open_source("pylon://")
+    capture = Capture(source, slots=12)
     capture.start()
     shapes = []
-    for _ in range(5):
-        slot = capture.take()
-        shapes.append((capture.frames[slot].shape, capture.frames[slot].dtype))
-        capture.release(slot)
-    capture.stop()
+    try:
+        for _ in range(30):
+            slot = capture.take()
+            frame = capture.frames[slot]
+            shapes.append((frame.shape, frame.dtype))
+            assert not frame.flags.owndata  # a view of pylon's buffer, not the ring's own array
+            capture.release(slot)
+        assert capture.lending and source.camera.MaxNumBuffer.GetValue() >= 12
+        assert capture.reconnects == 0  # pylon never ran out of buffers to grab into
+    finally:
+        capture.stop()
     assert len(set(shapes)) == 1
     shape, dtype = shapes[0]
     assert len(shape) == 2 and dtype == np.uint8  # Mono8, used as it comes
+
+
+_PYLON_REOPEN_PROBE = """
+import gc
+import numpy as np
+from edgeseg.runtime.sources import open_source
+source = open_source("pylon://")
+source.lend_up_to(3)
+source.open()
+frame, token = source.lend()
+kept = frame.copy()
+source.close()  # as a reconnect does, while the ring still holds the frame
+gc.collect()
+source.open()
+again, token2 = source.lend()
+assert np.array_equal(frame, kept), "the lent frame changed"
+source.give_back(token)
+source.give_back(token2)
+source.close()
+print("ok")
+"""
+
+
+def test_a_frame_lent_by_pylon_stays_valid_when_the_camera_is_closed_and_reopened(monkeypatch):
+    """In its own process: reading a freed pylon buffer would crash it."""
+    monkeypatch.setenv("PYLON_CAMEMU", "1")
+    out = subprocess.run([sys.executable, "-c", _PYLON_REOPEN_PROBE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_the_pylon_emulator_at_12_bits_is_scaled_to_8(monkeypatch):
@@ -392,7 +431,7 @@ def test_the_pylon_emulator_at_12_bits_is_scaled_to_8(monkeypatch):
     frame = capture.frames[slot].copy()
     capture.release(slot)
     capture.stop()
-    assert source.bit_depth == 12 and frame.dtype == np.uint8 and frame.ndim == 2
+    assert source.bit_depth == 12 and frame.dtype == np.uint8 and frame.ndim == 2 and not capture.lending
     assert frame.max() > 128  # scaled by 255/4095, not cut to the low byte or shifted by 8
 
 

@@ -44,6 +44,7 @@ class Capture:
         self.frames: list[np.ndarray] = []
         self._lent: list[object] = [_NOT_LENT] * slots  # per slot, the token of the lent frame it holds
         self._placeholder: np.ndarray | None = None
+        self.lending = False  # set when the source is opened
         self.index = np.zeros(slots, np.int64)  # frame number, 0-based: the source's own where it has one
         self.stamp = np.zeros(slots, np.float64)  # wall-clock seconds when the frame was captured
         self.captured = self.dropped = self.bad = self.reconnects = 0
@@ -61,13 +62,12 @@ class Capture:
     def frame_shape(self) -> tuple[int, ...]:
         return self.frames[0].shape
 
-    @property
-    def lending(self) -> bool:
-        return self.borrow and self.source.lends
-
     def start(self) -> None:
         """Open the source and read its first frame, which sets the ring's frame shape."""
+        if self.borrow:
+            self.source.lend_up_to(self.slot_count)
         self.source.open()
+        self.lending = self.borrow and self.source.lends  # decided once: a reopened source lends as before
         first = None
         for _ in range(_FIRST_FRAME_TRIES):
             try:

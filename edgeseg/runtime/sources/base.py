@@ -9,7 +9,8 @@ raises ``BadFrame`` and is skipped.
 A source that owns its frame buffers (frames held in memory, a driver's buffer pool) may lend
 them instead: with ``lends`` true, ``lend()`` hands over the next frame itself, with a token,
 and the capture ring holds it until ``give_back(token)``. No copy is made; the frame must stay
-unchanged and valid until it is given back, even when the source is closed and reopened.
+unchanged and valid until it is given back, even when the source is closed and reopened. A
+source may decide at ``open`` whether it lends (after ``lend_up_to``, which says it may).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class FrameSource(ABC):
 
     def give_back(self, token: object) -> None:
         """A lent frame is no longer used."""
+
+    def lend_up_to(self, count: int) -> None:
+        """Called before ``open`` by a caller that takes lent frames: it holds at most ``count``
+        at once (a source with a buffer pool sizes it so that it keeps grabbing)."""
 
     @property
     def fps(self) -> float | None:
