@@ -35,6 +35,10 @@ def test_specks_below_the_minimum_area_are_ignored_and_background_is_never_a_reg
     regions = find_regions(_known_mask(), NAMES, min_area=2)
     assert sorted(r.area for r in regions) == [9, 20, 20]
     assert find_regions(np.zeros((8, 8), np.uint8), NAMES) == []
+    speck = np.zeros((8, 8), np.uint8)
+    speck[3, 7] = 2  # the only defect pixel, at the edge
+    [region] = find_regions(speck, NAMES)
+    assert (region.class_name, region.area, region.bbox, region.centroid) == ("crack", 1, (7, 3, 1, 1), (7.0, 3.0))
 
 
 def test_a_ring_with_an_island_in_its_hole_is_two_regions_measured_without_the_hole():
@@ -62,6 +66,11 @@ def test_regions_match_opencv_labelling_on_random_masks():
         noise = cv2.GaussianBlur(rng.random((48, 64)).astype(np.float32), (0, 0), rng.uniform(0.5, 3))
         mask = np.digitize(noise, np.quantile(noise, [0.5, 0.7])).astype(np.uint8)
         mask[rng.random(mask.shape) < 0.05 * (trial % 3)] = 0
+        if trial % 2:  # defects only inside a box off the edges: regions are searched in that box
+            x, y = rng.integers(1, 30), rng.integers(1, 20)
+            keep = np.zeros_like(mask)
+            keep[y:y + rng.integers(1, 25), x:x + rng.integers(1, 30)] = 1
+            mask *= keep
         found = sorted((r.class_id, r.area, r.bbox, round(r.centroid[0], 6), round(r.centroid[1], 6))
                        for r in find_regions(mask, NAMES))
         expected = []
