@@ -38,4 +38,3 @@ class MemorySource(FrameSource):
     def lend(self) -> tuple[np.ndarray, None] | None:
         frame = self._next()
         return None if frame is None else (frame, None)  # the frames outlive the run: nothing to give back
-
