@@ -61,6 +61,7 @@ BUILD_DEFAULTS = ("benchmarks/engines_magnetic_tile.py --checkpoint "
                   "benchmarks/results/train_magnetic_tile_unet_lite/residual_coarse/seed1/run/best.pt "
                   "--out benchmarks/results/engines_magnetic_tile_unet_lite")
 FRAME_W, FRAME_H = 1280, 1024
+LOOPS = ("session", "session_copy")  # frames lent to the capture ring; the same frames copied into it
 
 
 def stream_frames(data: Path, count: int) -> list[np.ndarray]:
@@ -196,19 +197,19 @@ def main() -> None:
             config[f"{which}_ms"].append((time.perf_counter() - start) * 1e3)
 
     for config in configs:  # warm-up
-        config["session"].loop.run(max_frames=20)
-        config["session_copy"].loop.run(max_frames=20)
+        for key in LOOPS:
+            config[key].loop.run(max_frames=20)
         if not args.loop_only:
             config["handwritten"](frames[0])
             config["handwritten_default"](frames[0])
     for config in configs:
-        for key in ("session", "session_copy"):
+        for key in LOOPS:
             config[key].loop.times.count = 0  # forget the warm-up
             config[key].loop.frames = 0
     for round_number in range(args.rounds):
         for config in configs:
             time_inference(config)
-            for key in ("session", "session_copy"):
+            for key in LOOPS:
                 loop = config[key].loop
                 loop.run(max_frames=loop.frames + per_round)
             time_handwritten(config, "handwritten")
