@@ -24,10 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -35,19 +31,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from common import (
+    DEFAULT_DATA,
+    benchmark_app,
+    cpu_name,
+    median_latency_ms,
+    model_of,
+    result_folder,
+    throughput_fps,
+    write_run_json,
+)
+from edgeseg.engines.bundle import Bundle
+from edgeseg.export.compile import CompileOptions, compile_bundle
+from edgeseg.export.onnx_export import ExportOptions, export_onnx
+from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.runtime.sources.memory import MemorySource
+from engines_magnetic_tile import left_out_notes, runnable_cases
+from runtime_magnetic_tile import FRAME_H, FRAME_W, handwritten_loop, raw_float_model, stream_frames
 
-from engines_magnetic_tile import cpu_name, left_out_notes, runnable_cases  # noqa: E402
-from runtime_magnetic_tile import FRAME_H, FRAME_W, handwritten_loop, raw_float_model, stream_frames  # noqa: E402
-
-from edgeseg.engines.bundle import Bundle  # noqa: E402
-from edgeseg.export.compile import CompileOptions, compile_bundle  # noqa: E402
-from edgeseg.export.onnx_export import ExportOptions, export_onnx  # noqa: E402
-from edgeseg.runtime.session import InspectionSession, RunOptions  # noqa: E402
-from edgeseg.runtime.sources.memory import MemorySource  # noqa: E402
-
-DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
 CASES = [("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
          ("openvino", "fp16"), ("openvino", "bf16"), ("openvino", "int8")]
 
@@ -107,15 +108,6 @@ def pytorch_loop(checkpoint: Path, size: int):
     return run
 
 
-def benchmark_app(ir: Path, precision: str, hint: str, seconds: int) -> float:
-    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    out = subprocess.run([tool, "-m", str(ir / "model.xml"), "-d", "CPU", "-hint", hint, "-infer_precision", precision,
-                          "-t", str(seconds)], capture_output=True, text=True, check=True).stdout
-    if hint == "throughput":
-        return float(re.search(r"Throughput:\s+([\d.]+)\s+FPS", out).group(1))
-    return float(re.search(r"Median:\s+([\d.]+)\s+ms", out).group(1))
-
-
 def model_mb(path: Path) -> float:
     if path.is_dir():
         files = Bundle.read(path).manifest["files"]
@@ -165,7 +157,7 @@ def bench_size(size: int, frames: list[np.ndarray], args) -> list[dict]:
                 runner["run"](frames[i])
         runner["ms"] = []
     for round_number in range(args.rounds):
-        for name, runner in runners.items():
+        for runner in runners.values():
             if "session" in runner:
                 loop = runner["session"].loop
                 loop.run(max_frames=loop.frames + per_round)
@@ -192,8 +184,10 @@ def bench_size(size: int, frames: list[np.ndarray], args) -> list[dict]:
             throughput.close()
             if path.name.startswith("openvino"):
                 precision = runner["manifest"]["engine"]["inference_precision"]
-                row["limit_fps"] = benchmark_app(path, precision, "throughput", args.benchmark_app_seconds)
-                row["limit_latency_ms"] = benchmark_app(path, precision, "latency", args.benchmark_app_seconds)
+                row["limit_fps"] = throughput_fps(benchmark_app(path / "model.xml", precision, "throughput",
+                                                                 args.benchmark_app_seconds))
+                row["limit_latency_ms"] = median_latency_ms(benchmark_app(path / "model.xml", precision, "latency",
+                                                                         args.benchmark_app_seconds))
                 row["fps_vs_limit"] = row["fps"] / row["limit_fps"]
                 row["latency_vs_limit"] = row["p50_ms"] / row["limit_latency_ms"]
         else:
@@ -256,12 +250,14 @@ def main() -> None:
                                                         "instead of building them (e.g. the engine benchmark's run/)")
     parser.add_argument("--rebuild", nargs="*", default=[], help="backends whose bundles --reuse-from must not "
                                                                  "supply (built by an older edgeseg)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "compare_magnetic_tile")
+    parser.add_argument("--out", type=Path, help="default: results/compare/MODEL/MACHINE-DATE")
     parser.add_argument("--replot", action="store_true", help="only redraw table.md and scaling.png from results.json")
     args = parser.parse_args()
     if not args.replot and args.checkpoint is None:
         parser.error("--checkpoint is required")
     if args.replot:
+        if args.out is None:
+            parser.error("--replot needs --out")
         if not (args.out / "results.json").is_file():
             parser.error(f"{args.out / 'results.json'} not found: run the benchmark first (--checkpoint)")
         rows = json.loads((args.out / "results.json").read_text())["rows"]
@@ -271,6 +267,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
+    args.out = args.out or result_folder("compare", model_of(args.checkpoint))
+    write_run_json(args.out)
     args.cases, left_out = runnable_cases(CASES)
     args.out.mkdir(parents=True, exist_ok=True)
     frames = stream_frames(args.data, 32)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from datetime import date
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_run_json
 from edgeseg.data.frames import load_frames
 from edgeseg.engines import open_engine
 from edgeseg.engines.bundle import Bundle
@@ -32,18 +32,8 @@ from edgeseg.export.deploy_graph import DeployGraph
 from edgeseg.export.onnx_export import ExportOptions, export_onnx
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
-DEFAULT_CHECKPOINT = HERE / "results" / "train_magnetic_tile" / "run" / "best.pt"
 CASES = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "bf16"), ("openvino", "int8"),
          ("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8")]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def interleaved_p50(runners: dict, frames: np.ndarray, iterations: int, rounds: int = 5) -> dict:
@@ -52,7 +42,7 @@ def interleaved_p50(runners: dict, frames: np.ndarray, iterations: int, rounds: 
     (not timed)."""
     times = {name: [] for name in runners}
     per_round = max(1, iterations // rounds)
-    for name, (load, run) in runners.items():  # warm-up
+    for load, run in runners.values():  # warm-up
         for i in range(10):
             load(frames[i % len(frames)])
             run()
@@ -181,7 +171,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     sizes = sorted({r["size"] for r in rows})
     fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5))
-    for ax, size in zip(np.atleast_1d(axes), sizes):
+    for ax, size in zip(np.atleast_1d(axes), sizes, strict=True):
         these = [r for r in rows if r["size"] == size]
         short = {"pytorch-eager": "PyTorch", "openvino": "OpenVINO", "onnxruntime": "ORT"}
         labels = [f"{short.get(r['backend'], r['backend'])}\n{r['precision']}" for r in these]
@@ -207,8 +197,10 @@ def main() -> None:
     parser.add_argument("--accuracy-control", action="store_true", help="int8 with NNCF accuracy control")
     parser.add_argument("--reuse", action="store_true", help="time bundles already built in --out instead of "
                                                              "building them again")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "engines_magnetic_tile")
+    parser.add_argument("--out", type=Path, help="default: results/engines/MODEL/MACHINE-DATE")
     args = parser.parse_args()
+    args.out = args.out or result_folder("engines", model_of(args.checkpoint))
+    write_run_json(args.out)
     args.cases, left_out = runnable_cases([tuple(case.split(":")) for case in args.cases])
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -34,10 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
 import statistics
-import subprocess
 import threading
 import time
 from datetime import date
@@ -46,20 +43,31 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common import (
+    DEFAULT_DATA,
+    RESULTS,
+    benchmark_app,
+    cpu_name,
+    machine_tag,
+    result_folder,
+    throughput_fps,
+    write_run_json,
+)
 from edgeseg.engines.bundle import Bundle
 from edgeseg.runtime.session import InspectionSession, RunOptions
 from edgeseg.runtime.sources.memory import MemorySource
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
-# the engine benchmark's bundles of the default model (its run/ folder is not kept in git);
-# fp32 beside int8, as every CPU runs both
-ENGINE_RUNS = HERE / "results" / "engines_magnetic_tile_unet_lite" / "run"
-DEFAULT_BUNDLES = [ENGINE_RUNS / f"{size}px" / f"openvino-{precision}" for size in (256, 512)
-                   for precision in ("int8", "fp32")]
-BUILD_DEFAULTS = ("benchmarks/engines_magnetic_tile.py --checkpoint "
-                  "benchmarks/results/train_magnetic_tile_unet_lite/residual_coarse/seed1/run/best.pt "
-                  "--out benchmarks/results/engines_magnetic_tile_unet_lite")
+BUILD_DEFAULTS = "benchmarks/engines_magnetic_tile.py"  # its default checkpoint is the kept unet-lite one
+
+
+def default_bundles() -> list[Path]:
+    """The engine benchmark's newest bundles of the default model on this kind of CPU (its run/
+    folder is not kept in git); fp32 beside int8, as every CPU runs both."""
+    runs = sorted((RESULTS / "engines" / "unet-lite").glob(f"{machine_tag()}-*/run"))
+    root = runs[-1] if runs else result_folder("engines", "unet-lite") / "run"
+    return [root / f"{size}px" / f"openvino-{precision}" for size in (256, 512) for precision in ("int8", "fp32")]
+
+
 FRAME_W, FRAME_H = 1280, 1024
 LOOPS = ("session", "session_copy")  # frames lent to the capture ring; the same frames copied into it
 
@@ -110,25 +118,18 @@ def handwritten_loop(model: Path, size: int, mean: list, std: list, f32: bool):
                  "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}
 
 
-def benchmark_app(bundle: Path, precision: str, seconds: int, requests: int) -> tuple[float, int | None]:
+def best_benchmark_app_fps(bundle: Path, precision: str, seconds: int, requests: int) -> tuple[float, int | None]:
     """benchmark_app's best throughput: with the requests it picks itself (one per stream), and with as
-    many as edgeseg keeps in flight (2 cores: 2 streams, and 4 requests ran 1.2x faster on a Xeon).
+    many as edgeseg keeps in flight (2 cores: 2 streams, and 4 requests ran faster on a Xeon).
     Returns (fps, -nireq of the best; None for its own choice)."""
-    tool = shutil.which("benchmark_app") or str(Path(__import__("sys").executable).parent / "benchmark_app")
-    best = (0.0, None)
-    for nireq in (None, requests):
-        out = subprocess.run([tool, "-m", str(bundle / "model.xml"), "-d", "CPU", "-hint", "throughput",
-                              "-infer_precision", precision, "-t", str(seconds),
-                              *(["-nireq", str(nireq)] if nireq else [])], capture_output=True, text=True,
-                             check=True).stdout
-        fps = float(re.search(r"Throughput:\s+([\d.]+)\s+FPS", out).group(1))
-        best = max(best, (fps, nireq), key=lambda b: b[0])
-    return best
+    runs = [(throughput_fps(benchmark_app(bundle / "model.xml", precision, "throughput", seconds, nireq)), nireq)
+            for nireq in (None, requests)]
+    return max(runs, key=lambda run: run[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundles", type=Path, nargs="+", default=DEFAULT_BUNDLES,
+    parser.add_argument("--bundles", type=Path, nargs="+",
                         help="OpenVINO bundles of the magnetic-tile model (default: the engine benchmark's "
                         "of unet-lite, int8 and fp32 at 256 and 512 px)")
     parser.add_argument("--checkpoint", type=Path,
@@ -143,18 +144,20 @@ def main() -> None:
     parser.add_argument("--benchmark-app-seconds", type=int, default=15)
     parser.add_argument("--loop-only", action="store_true",
                         help="only inference alone against end to end (no hand-written loops, no throughput)")
-    parser.add_argument("--out", type=Path, help="default: results/runtime_magnetic_tile (with --loop-only: "
-                        "results/runtime_magnetic_tile_loop)")
+    parser.add_argument("--out", type=Path, help="default: results/runtime/MODEL/MACHINE-DATE (with --loop-only: "
+                        "...-loop-only)")
     args = parser.parse_args()
+    default = args.bundles is None
+    args.bundles = args.bundles or default_bundles()
     if args.checkpoint is None and not args.loop_only:
         parser.error("--checkpoint is needed for the hand-written loops (or measure with --loop-only)")
     missing = [str(path) for path in args.bundles if not (path / "manifest.json").is_file()]
     if missing:
-        default = args.bundles == DEFAULT_BUNDLES
         fix = f"; build the default ones with .venv/bin/python {BUILD_DEFAULTS}" if default else ""
         parser.error(f"no bundle at {', '.join(missing)}{fix}")
-    default_out = "runtime_magnetic_tile_loop" if args.loop_only else "runtime_magnetic_tile"
-    args.out = args.out or HERE / "results" / default_out
+    model = Bundle.read(args.bundles[0]).manifest["model"]["arch"]
+    args.out = args.out or result_folder("runtime", model, "loop-only" if args.loop_only else "")
+    write_run_json(args.out)
     (args.out / "run").mkdir(parents=True, exist_ok=True)
     frames = stream_frames(args.data, args.frames)
     per_round = args.iterations // args.rounds
@@ -235,7 +238,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    result = {"date": date.today().isoformat(), "cpu": _cpu(), "frame": [FRAME_H, FRAME_W], "frames": args.frames,
+    result = {"date": date.today().isoformat(), "cpu": cpu_name(), "frame": [FRAME_H, FRAME_W], "frames": args.frames,
               "iterations": args.iterations, "rounds": args.rounds, "checkpoint": str(args.checkpoint),
               "loop_only": args.loop_only, "rows": rows}
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -259,7 +262,7 @@ def baselines(config: dict, frames: list[np.ndarray], e2e: float, args) -> dict:
     fps = (summary.frames - done) / (time.perf_counter() - started)
     requests = session.engine.requests
     session.close()
-    limit, limit_requests = benchmark_app(config["bundle"], config["inference_precision"],
+    limit, limit_requests = best_benchmark_app_fps(config["bundle"], config["inference_precision"],
                                           args.benchmark_app_seconds, requests)
     return {"handwritten_p50_ms": handwritten, "speedup_vs_handwritten": handwritten / e2e,
             "handwritten_default_p50_ms": handwritten_default, "handwritten_defaults": config["handwritten_defaults"],
@@ -267,13 +270,6 @@ def baselines(config: dict, frames: list[np.ndarray], e2e: float, args) -> dict:
             "throughput_fps": fps, "throughput_requests": requests, "benchmark_app_fps": limit,
             "benchmark_app_nireq": limit_requests,
             "throughput_vs_benchmark_app": fps / limit}
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return ""
 
 
 def table(rows: list[dict]) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import time
 from datetime import date
@@ -26,22 +25,13 @@ from pathlib import Path
 
 import torch
 
+from common import DEFAULT_DATA, HERE, cpu_name, result_folder, write_run_json
 from edgeseg.data import DatasetLayout
 from edgeseg.metrics import iou_report
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
 from edgeseg.training.trainer import cpu_has_bf16, evaluate, train
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
@@ -63,11 +53,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--config", default=str(HERE / "configs" / "magnetic_tile_unet_lite256.yaml"))
-    parser.add_argument("--out", default=str(HERE / "results" / "train_magnetic_tile_unet_lite" / "residual_coarse"
-                                             / "seed0"))
+    parser.add_argument("--variant", default="", help="what sets this run apart, for the default --out")
+    parser.add_argument("--out", help="default: results/train/MODEL/MACHINE-DATE[-VARIANT]-seedN")
     args = parser.parse_args()
 
     cfg = TrainConfig.from_yaml(args.config)
+    variant = "-".join(part for part in (args.variant, f"seed{cfg.seed}") if part)
+    args.out = args.out or str(result_folder("train", cfg.arch, variant))
+    write_run_json(Path(args.out))
     cfg.data, cfg.out = args.data, str(Path(args.out) / "run")
     started = time.perf_counter()
     result = train(cfg)

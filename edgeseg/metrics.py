@@ -48,7 +48,7 @@ def iou_report(confusion: np.ndarray, names: list[str]) -> dict:
     """Per-class IoU by name, mIoU over all classes, and mIoU over the defect classes (all but 0)."""
     iou = per_class_iou(confusion)
     return {
-        "per_class_iou": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(names, iou)},
+        "per_class_iou": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(names, iou, strict=True)},
         "miou": round(mean_iou(confusion), 4),
         "defect_miou": round(mean_iou(confusion, list(range(1, len(names)))), 4) if len(names) > 1 else None,
     }

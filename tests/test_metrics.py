@@ -28,7 +28,7 @@ def test_a_stack_of_confusions_gives_each_ones_iou():
     stack[2, 1, :] = stack[2, :, 1] = 0  # class 1 absent from one matrix
     ious = per_class_iou(stack)
     assert ious.shape == (4, 3)
-    for one, iou in zip(stack, ious):
+    for one, iou in zip(stack, ious, strict=True):
         np.testing.assert_array_equal(iou, per_class_iou(one))
     assert np.isnan(ious[2, 1]) and not np.isnan(ious[[0, 1, 3], 1]).any()
 

@@ -7,8 +7,17 @@ import argparse
 import sys
 
 import edgeseg
-from edgeseg.cli import (bench_cmd, bundle_cmd, compile_cmd, data_cmd, demo_cmd, export_cmd, models_cmd, run_cmd,
-                         train_cmd)
+from edgeseg.cli import (
+    bench_cmd,
+    bundle_cmd,
+    compile_cmd,
+    data_cmd,
+    demo_cmd,
+    export_cmd,
+    models_cmd,
+    run_cmd,
+    train_cmd,
+)
 from edgeseg.errors import EdgesegError
 
 COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, run_cmd, bench_cmd, demo_cmd)

@@ -44,7 +44,7 @@ class ClassTable:
         return [c.to_dict() for c in self.classes]
 
     @classmethod
-    def from_list(cls, rows: list[dict]) -> "ClassTable":
+    def from_list(cls, rows: list[dict]) -> ClassTable:
         return cls(tuple(ClassInfo(int(r["id"]), str(r["name"]), tuple(r["color"])) for r in rows))
 
     def palette_bgr(self) -> np.ndarray:
@@ -66,7 +66,7 @@ class ClassTable:
                 w.writerow([IGNORE_ID, "ignore", *self.ignore_color])
 
     @classmethod
-    def read_csv(cls, path: Path) -> "ClassTable":
+    def read_csv(cls, path: Path) -> ClassTable:
         path = Path(path)
         if not path.is_file():
             raise DatasetError("class table not found", path,

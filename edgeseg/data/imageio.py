@@ -97,7 +97,7 @@ def colors_to_ids(mask_bgr: np.ndarray, table: ClassTable) -> tuple[np.ndarray, 
     lut = np.array([known.get(int(k), IGNORE_ID) for k in uniq], np.uint8)
     counts = np.bincount(inverse.ravel(), minlength=len(uniq))
     unknown = {((int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255): int(n)
-               for k, n in zip(uniq, counts) if int(k) not in known}
+               for k, n in zip(uniq, counts, strict=True) if int(k) not in known}
     return lut[inverse.reshape(key.shape)], unknown
 
 

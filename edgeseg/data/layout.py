@@ -51,7 +51,7 @@ class DatasetLayout:
     split_lists: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, root: str | Path) -> "DatasetLayout":
+    def open(cls, root: str | Path) -> DatasetLayout:
         root = Path(root)
         if not root.is_dir():
             raise DatasetError("data set folder not found", root,

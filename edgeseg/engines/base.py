@@ -41,7 +41,7 @@ class IOSpec:
 
     @classmethod
     def from_manifest(cls, manifest: dict, batch: int | None = None, height: int | None = None,
-                      width: int | None = None) -> "IOSpec":
+                      width: int | None = None) -> IOSpec:
         spec = manifest["input"]
         outputs = {o["name"]: o for o in manifest["outputs"]}
         static_batch = spec["shape"][0] if isinstance(spec["shape"][0], int) else 1
@@ -114,7 +114,7 @@ class Engine(ABC):
     def close(self) -> None:
         """Release backend resources (buffers stay readable)."""
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -78,7 +78,7 @@ class Bundle:
         return self.path / name
 
     @classmethod
-    def read(cls, path: str | Path) -> "Bundle":
+    def read(cls, path: str | Path) -> Bundle:
         """Read and check the manifest and every file's checksum (not the fingerprint)."""
         path = Path(path)
         manifest_path = path / MANIFEST

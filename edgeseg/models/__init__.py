@@ -8,8 +8,8 @@ has ``set_class_prior(log_prior)`` to start its classifier from the class balanc
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -164,7 +164,7 @@ def plot(result: dict, path: Path) -> bool:
 
     modes = [m for m in MODES if m in result]
     fig, (hist, stages) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for mode, color in zip(modes, ("tab:blue", "tab:orange")):
+    for mode, color in zip(modes, ("tab:blue", "tab:orange"), strict=False):
         values = np.array(result[mode]["end_to_end_ms"])
         timing = result[mode]["timing_ms"]["end_to_end"]
         hist.hist(values, bins=50, alpha=0.6, color=color, label=f"{mode} ({result[mode]['fps']:.0f} fps)")
@@ -176,7 +176,7 @@ def plot(result: dict, path: Path) -> bool:
     names = ["capture_wait", "preprocess", "infer", "postprocess", "sink"]
     x = np.arange(len(names))
     width = 0.8 / len(modes)
-    for i, (mode, color) in enumerate(zip(modes, ("tab:blue", "tab:orange"))):
+    for i, (mode, color) in enumerate(zip(modes, ("tab:blue", "tab:orange"), strict=False)):
         timing = result[mode]["timing_ms"]
         stages.bar(x + i * width - 0.4 + width / 2, [timing[n]["p50_ms"] for n in names], width, color=color,
                    label=mode)

@@ -65,7 +65,7 @@ class StatusLine:
         self.next_at = time.perf_counter() + self.interval
         self.last = (0, time.perf_counter())
 
-    def update(self, loop: "InspectionLoop", now: float) -> None:
+    def update(self, loop: InspectionLoop, now: float) -> None:
         if now < self.next_at:
             return
         self.next_at = now + self.interval

@@ -64,7 +64,7 @@ class OverlayRenderer:
 
     def _legend(self) -> None:
         y = self.image.shape[0] - 8
-        for name, color in reversed(list(zip(self.class_names[1:], self.colors_bgr[1:]))):
+        for name, color in reversed(list(zip(self.class_names[1:], self.colors_bgr[1:], strict=True))):
             cv2.rectangle(self.image, (8, y - self.line + 10), (8 + self.line - 10, y), color, cv2.FILLED)
             self._text(name, (8 + self.line, y - 4))
             y -= self.line

@@ -65,7 +65,7 @@ class InspectionRules:
     min_region_area: int = 1
 
     @classmethod
-    def from_dict(cls, values: dict, class_names: list[str], source: str | Path | None = None) -> "InspectionRules":
+    def from_dict(cls, values: dict, class_names: list[str], source: str | Path | None = None) -> InspectionRules:
         values = dict(values or {})
         unknown = set(values) - {"rules", "confidence_threshold", "min_region_area"}
         if unknown:
@@ -91,7 +91,7 @@ class InspectionRules:
         return cls(rules or cls().rules, threshold, int(values.get("min_region_area", 1)))
 
     @classmethod
-    def from_yaml(cls, path: str | Path, class_names: list[str]) -> "InspectionRules":
+    def from_yaml(cls, path: str | Path, class_names: list[str]) -> InspectionRules:
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text())

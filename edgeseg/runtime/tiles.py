@@ -56,7 +56,7 @@ class TileGrid:
         xs = tile_starts(frame_width, tile_width, overlap)
         y_spans, x_spans = _spans(ys, tile_height, frame_height), _spans(xs, tile_width, frame_width)
         self.tiles = [Tile(y, x, (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)), (slice(y0, y1), slice(x0, x1)))
-                      for y, (y0, y1) in zip(ys, y_spans) for x, (x0, x1) in zip(xs, x_spans)]
+                      for y, (y0, y1) in zip(ys, y_spans, strict=True) for x, (x0, x1) in zip(xs, x_spans, strict=True)]
 
     def __len__(self) -> int:
         return len(self.tiles)

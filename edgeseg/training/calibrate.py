@@ -91,7 +91,7 @@ def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
     before = best = _miou(np.argmax(scores, axis=1), labels, num_classes)
     for _ in range(sweeps):
         for c in range(1, num_classes):
-            for value, score in zip(grid, _offset_trials(scores, labels, offsets, c, grid)):
+            for value, score in zip(grid, _offset_trials(scores, labels, offsets, c, grid), strict=True):
                 if score > best + 1e-6:
                     best, offsets = float(score), offsets.copy()
                     offsets[c] = value
@@ -119,7 +119,7 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     names = [c["name"] for c in meta["classes"]]
     mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
     size = (meta["input"]["width"], meta["input"]["height"])
-    pairs = [resize_pair(image, mask, *size) for image, mask in zip(*train)]
+    pairs = [resize_pair(image, mask, *size) for image, mask in zip(*train, strict=True)]
     model = model_from_checkpoint(state).to(memory_format=torch.channels_last)
     scores, labels = collect_logits(model, [p[0] for p in pairs], [p[1] for p in pairs], mean, std, bf16)
     fitted, train_before, train_after = fit_class_offsets(scores, labels)

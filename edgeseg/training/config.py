@@ -88,7 +88,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
@@ -104,7 +104,7 @@ class TrainConfig:
         return cls(**values, augment=aug)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text()) or {}

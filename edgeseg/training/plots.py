@@ -14,7 +14,7 @@ def plot_history(history: list[dict], class_names: list[str], colors: list[tuple
                  title: str = "validation IoU per class") -> None:
     epochs = [h["epoch"] for h in history]
     fig, (ax_iou, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    for name, color in zip(class_names, colors):
+    for name, color in zip(class_names, colors, strict=True):
         values = [h["val"]["per_class_iou"].get(name) for h in history]
         values = [float("nan") if v is None else v for v in values]
         rgb = tuple(c / 255 for c in color) if any(color) else (0.3, 0.3, 0.3)

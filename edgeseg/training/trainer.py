@@ -24,8 +24,16 @@ from edgeseg.progress import progress
 from edgeseg.training.calibrate import calibrate_checkpoint, calibration_seconds
 from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.dataset import (TrainBatches, channel_stats, class_statistics, class_weights,
-                                      infer_channels, load_split, log_class_prior, repeat_factors)
+from edgeseg.training.dataset import (
+    TrainBatches,
+    channel_stats,
+    class_statistics,
+    class_weights,
+    infer_channels,
+    load_split,
+    log_class_prior,
+    repeat_factors,
+)
 from edgeseg.training.ema import moving_average
 from edgeseg.training.evaluation import evaluate
 from edgeseg.training.losses import SegmentationLoss

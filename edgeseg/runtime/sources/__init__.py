@@ -18,6 +18,7 @@ from edgeseg.errors import SourceError
 from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource
 from edgeseg.runtime.sources.image_folder import is_glob
 
+
 def open_source(uri: str, width: int | None = None, height: int | None = None, fps: float | None = None
                 ) -> FrameSource:
     """The source a URI names (not yet opened). ``width``, ``height`` and ``fps`` are asked of

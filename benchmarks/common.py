@@ -1,0 +1,103 @@
+"""What every benchmark script shares: the machine's name, where results go, the run record and
+OpenVINO's ``benchmark_app``.
+
+Run as ``python benchmarks/NAME.py``: Python puts this folder first on ``sys.path``, so the
+scripts import this module (and each other) by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
+# The one checkpoint kept in the repository (its sha256 is in results/CHECKPOINTS.md).
+DEFAULT_CHECKPOINT = RESULTS / "train" / "unet-lite" / "epyc-2026-11-26-residual-coarse-seed1" / "best.pt"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def cpu_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def machine_tag() -> str:
+    """A short name for the kind of CPU, as result folders are named: the three kinds our
+    machines have been (``xeon-amx``, ``xeon-cascadelake``, ``epyc``), else the vendor's."""
+    name, flags = cpu_name(), cpu_flags()
+    if "AMD" in name or "EPYC" in name:
+        return "epyc" if "EPYC" in name else "amd"
+    if "amx_tile" in flags:
+        return "xeon-amx"
+    if "avx512_vnni" in flags and "avx512_bf16" not in flags:
+        return "xeon-cascadelake"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or platform.machine()
+
+
+def result_folder(benchmark: str, model: str, variant: str = "") -> Path:
+    """``results/<benchmark>/<model>/<machine>-<date>[-<variant>]``: the one way result folders
+    are named."""
+    name = f"{machine_tag()}-{date.today().isoformat()}" + (f"-{variant}" if variant else "")
+    return RESULTS / benchmark / model / name
+
+
+def git_commit() -> str:
+    run = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty", "--abbrev=12"],
+                         capture_output=True, text=True, check=False)
+    return run.stdout.strip() or "unknown"
+
+
+def write_run_json(out: Path, argv: list[str] | None = None) -> None:
+    """``out/run.json``: which commit ran which command on which machine, and when."""
+    command = " ".join([".venv/bin/python", *(argv if argv is not None else sys.argv)])
+    machine = {"cpu": cpu_name(), "kind": machine_tag(), "cores": len(os.sched_getaffinity(0))}
+    record = {"commit": git_commit(), "date": date.today().isoformat(), "machine": machine, "command": command}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def benchmark_app(model_xml: Path, precision: str, hint: str, seconds: int, nireq: int | None = None) -> str:
+    """What OpenVINO's ``benchmark_app`` prints for one run on the CPU."""
+    tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    command = [tool, "-m", str(model_xml), "-d", "CPU", "-hint", hint, "-infer_precision", precision,
+               "-t", str(seconds), *(["-nireq", str(nireq)] if nireq else [])]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def throughput_fps(benchmark_app_output: str) -> float:
+    return float(_field(r"Throughput:\s+([\d.]+)\s+FPS", benchmark_app_output))
+
+
+def median_latency_ms(benchmark_app_output: str) -> float:
+    return float(_field(r"Median:\s+([\d.]+)\s+ms", benchmark_app_output))
+
+
+def _field(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    if found is None:
+        raise RuntimeError(f"benchmark_app printed no line matching {pattern!r}:\n{text[-2000:]}")
+    return found.group(1)
+
+
+def model_of(checkpoint: Path) -> str:
+    """The architecture a training checkpoint holds (``unet-lite``, ...), as result folders name it."""
+    from edgeseg.training.checkpoint import load_checkpoint
+
+    return str(load_checkpoint(checkpoint)["meta"]["arch"])

@@ -1,0 +1,73 @@
+"""The house rules that a reviewer would otherwise check by hand: short functions, links that
+resolve, the kept checkpoint's checksum, and tests that say what they need."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_FUNCTION_LINES = 60
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _functions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_no_function_in_the_package_is_longer_than_the_cap():
+    long = [f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in sorted((ROOT / "edgeseg").rglob("*.py"))
+            for node in _functions(ast.parse(path.read_text()))
+            if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert long == [], f"functions over {MAX_FUNCTION_LINES} lines: cut them along their seams"
+
+
+def _docs() -> list[Path]:
+    tracked = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "export").rglob("*.md"),
+               *(ROOT / "deploy").rglob("*.md"), *(ROOT / "benchmarks").rglob("*.md")]
+    return [path for path in tracked if path.is_file()]
+
+
+def test_every_local_link_in_the_docs_resolves():
+    broken = []
+    for doc in _docs():
+        for target in LINK.findall(doc.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address or an anchor in the same page
+            if not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_the_link_check_sees_a_broken_link(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("see [the guide](missing.md) and [the site](https://example.org)\n")
+    targets = [t for t in LINK.findall(page.read_text()) if not re.match(r"[a-z]+:", t)]
+    assert targets == ["missing.md"] and not (tmp_path / targets[0]).exists()
+
+
+def test_the_kept_checkpoints_match_their_recorded_sha256():
+    table = (ROOT / "benchmarks" / "results" / "CHECKPOINTS.md").read_text()
+    rows = re.findall(r"\[`([^`]+\.pt)`\]\([^)]+\).*`([0-9a-f]{64})`", table)
+    assert rows, "CHECKPOINTS.md lists no checkpoint"
+    for relative, digest in rows:
+        path = ROOT / "benchmarks" / "results" / relative
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, relative
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("", "skipped"), ("1", "errors")])
+def test_a_test_on_missing_shared_data_skips_here_and_fails_where_required(pytester, monkeypatch, required, outcome):
+    pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
+    pytester.makepyfile("def test_reads_the_data(magnetic_tile):\n    assert magnetic_tile.is_dir()\n")
+    monkeypatch.setenv("EDGESEG_SHARED", str(pytester.path / "no-shared-here"))
+    monkeypatch.setenv("EDGESEG_REQUIRE_SHARED", required)
+    result = pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["*magnetic-tile data set is missing*"])

@@ -1,0 +1,247 @@
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgeseg.data import DatasetLayout
+from edgeseg.errors import CheckpointError, ConfigError
+from edgeseg.metrics import iou_report
+from edgeseg.models import get_architecture
+from edgeseg.training import trainer
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
+from edgeseg.training.losses import SegmentationLoss, dice_loss
+from edgeseg.training.trainer import evaluate, half_size, train
+
+
+def test_rare_classes_get_more_weight_and_more_draws():
+    weights = class_weights(np.array([1_000_000, 10_000, 100]), "sqrt", max_weight=50)
+    assert weights[0] == 1.0 and weights[0] < weights[1] < weights[2] <= 50
+    present = np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 1]] * 5, bool)
+    factors = repeat_factors(present, threshold=0.8, background_only=0.5)
+    assert factors[3] > factors[1] > 1.0 and factors[0] == 0.5
+    counts = np.bincount(epoch_indices(factors, np.random.default_rng(0)), minlength=len(factors))
+    assert counts[3] >= counts[1] >= 1
+
+
+def test_dice_is_zero_for_a_perfect_prediction_and_ignores_unlabelled():
+    target = torch.tensor([[[0, 1], [1, 255]]])
+    logits = torch.nn.functional.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 50
+    logits[0, :, 1, 1] = torch.tensor([-50.0, 50.0])  # wrong on the ignored pixel: must not matter
+    assert dice_loss(logits, target).item() < 1e-3
+
+
+def test_dice_of_an_all_unlabelled_batch_is_zero_not_nan():
+    loss = dice_loss(torch.randn(1, 3, 4, 4, requires_grad=True), torch.full((1, 4, 4), 255))
+    assert loss.item() == 0.0
+
+
+def _reference_loss(logits, target, weights):
+    """Cross-entropy as torch computes it, plus soft dice over a one-hot target, op by op."""
+    ce = torch.nn.functional.cross_entropy(logits, target, weight=weights, ignore_index=255)
+    valid = (target != 255).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = torch.nn.functional.one_hot(target.clamp(max=logits.shape[1] - 1), logits.shape[1])
+    onehot = onehot.permute(0, 3, 1, 2) * valid
+    pixels = onehot.sum((0, 2, 3))
+    dice = (2 * (probs * onehot).sum((0, 2, 3)) + 1) / (probs.sum((0, 2, 3)) + pixels + 1)
+    return ce + 1 - dice[pixels > 0].mean()
+
+
+def _random_batch(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 5, 12, 10, generator=g) * 3
+    target = torch.randint(0, 4, (3, 12, 10), generator=g)  # class 4 absent: left out of the dice
+    target[:, :2] = 255
+    return logits, target
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_loss_matches_cross_entropy_plus_dice_computed_op_by_op(channels_last):
+    logits, target = _random_batch(0)
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    ours, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = SegmentationLoss("ce+dice", weights)(ours, target)
+    expected = _reference_loss(ref, target, weights)
+    loss.backward()
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(ours.grad, ref.grad, rtol=1e-4, atol=1e-7)
+    ce_only = SegmentationLoss("ce", None)(logits, target)
+    assert ce_only.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, target, ignore_index=255).item(),
+                                           rel=1e-5)
+
+
+def test_the_compiled_loss_gives_the_same_loss_and_gradients():
+    logits, target = _random_batch(1)
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    eager, fused = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    expected = SegmentationLoss("ce+dice", weights)(eager, target)
+    compiled = SegmentationLoss("ce+dice", weights, compiled=True)
+    assert compiled.compiled  # CI installs g++; without it the loss would quietly run op by op
+    loss = compiled(fused, target)
+    expected.backward()
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(fused.grad, eager.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_run):
+    state = load_checkpoint(trained_run.best_checkpoint)
+    meta = state["meta"]
+    assert meta["arch"] == "unet" and meta["input"]["channels"] == 1 and meta["input"]["height"] == 64
+    assert [c["name"] for c in meta["classes"]][:2] == ["background", "pit"]
+    assert len(meta["normalization"]["mean"]) == 1 and meta["metrics"]["miou"] >= 0
+    assert model_from_checkpoint(state)(torch.zeros(1, 1, 64, 64)).shape == (1, 5, 64, 64)
+    history = json.loads((trained_run.best_checkpoint.parent / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (trained_run.best_checkpoint.parent / "iou.png").stat().st_size > 1000
+
+
+def test_training_learns_the_synthetic_defects(synth_data, tmp_path):
+    cfg = TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=6, batch_size=8,
+                      arch_kwargs={"base": 8}, seed=0, lr=5e-3)
+    result = train(cfg, show_progress=False)
+    first, best = result.history[0]["val"], result.best_metrics
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert best["miou"] > first["miou"] and best["per_class_iou"]["background"] > 0.8
+
+
+def test_resume_continues_where_it_stopped(synth_data, tmp_path):
+    common = dict(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=8,
+                  arch_kwargs={"base": 8}, seed=2)
+    train(TrainConfig(epochs=1, **common), show_progress=False)
+    resumed = train(TrainConfig(epochs=2, **common), resume=True, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_moving_average_is_what_is_evaluated_kept_and_resumed(synth_data, tmp_path):
+    common = dict(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=8,
+                  arch_kwargs={"base": 8}, seed=3, ema_decay=0.9, bf16="off")
+    first = train(TrainConfig(epochs=1, **common), show_progress=False)
+    best, last = load_checkpoint(first.best_checkpoint), load_checkpoint(first.last_checkpoint)
+    name = next(k for k in best["model"] if k.endswith("weight"))
+    assert not torch.equal(best["model"][name], last["model"][name])  # averaged, not the raw weights
+    model = model_from_checkpoint(best)
+    layout = DatasetLayout.open(synth_data)
+    images, masks = load_split(layout, "val", best["meta"]["input"]["channels"], 64, train=False)
+    norm = best["meta"]["normalization"]
+    confusion = evaluate(model, images, masks, norm["mean"], norm["std"], layout.classes.num_classes)
+    assert iou_report(confusion, layout.classes.names)["miou"] == pytest.approx(best["meta"]["metrics"]["miou"])
+    resumed = train(TrainConfig(epochs=2, **common), resume=True, show_progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_resume_without_a_run_is_a_clear_error(synth_data, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(TrainConfig(data=str(synth_data), out=str(tmp_path / "new"), input_size=64, epochs=1),
+              resume=True, show_progress=False)
+
+
+def test_seeded_runs_are_identical(synth_data, tmp_path):
+    common = dict(data=str(synth_data), input_size=64, epochs=1, batch_size=8, arch_kwargs={"base": 8},
+                  seed=5, bf16="off")
+    a = train(TrainConfig(out=str(tmp_path / "a"), **common), show_progress=False)
+    b = train(TrainConfig(out=str(tmp_path / "b"), **common), show_progress=False)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+
+
+def test_half_size_averages_image_blocks_and_samples_the_mask():
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    y = torch.tensor([[[1, 0, 2, 0], [0, 0, 0, 0], [255, 0, 3, 3], [0, 0, 3, 3]]])
+    small_x, small_y = half_size(x, y)
+    assert small_x.tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
+    assert small_y.tolist() == [[[1, 2], [255, 3]]]
+
+
+def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synth_data, tmp_path, monkeypatch):
+    seen = []
+
+    def recording_half_size(x, y):
+        small_x, small_y = half_size(x, y)
+        seen.append((tuple(small_x.shape[-2:]), tuple(small_y.shape[-2:])))
+        return small_x, small_y
+
+    monkeypatch.setattr(trainer, "half_size", recording_half_size)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=4, batch_size=8,
+                               arch_kwargs={"base": 8}, seed=4, half_size_share=0.5), show_progress=False)
+    assert [h.get("half_size", False) for h in result.history] == [True, True, False, False]
+    assert seen and set(seen) == {((32, 32), (32, 32))}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
+    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "half_size_share"),
+    ({"compile_loss": "no"}, "compile_loss must be true or false"), ({"calibrate": 1}, "calibrate must be"),
+])
+def test_bad_settings_are_refused(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(data="x", **change).validate()
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[2] / "benchmarks" / "configs").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_benchmark_configs_are_valid(config):
+    """A typo in a benchmark config is found here, not 30 minutes into its run."""
+    cfg = TrainConfig.from_yaml(config)
+    cfg.data = "x"
+    cfg.validate()
+    get_architecture(cfg.arch).check_options(cfg.arch_kwargs)
+    assert cfg.max_minutes is not None and cfg.max_minutes < 30  # the benchmark's target is 30 minutes
+
+
+def test_unknown_yaml_setting_is_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_truncated_checkpoint_is_refused(trained_run, tmp_path):
+    data = trained_run.best_checkpoint.read_bytes()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an edgeseg checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("code ran while loading",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "edgeseg-checkpoint", "meta": _Payload(), "model": {}}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_colour_masks_load_like_id_masks(synth_data, tmp_path):
+    import shutil
+
+    import cv2
+
+    from edgeseg.data import DatasetLayout
+    from edgeseg.training.dataset import load_split
+
+    colour = shutil.copytree(synth_data, tmp_path / "colour")
+    palette = DatasetLayout.open(colour).classes.palette_bgr()
+    for path in (colour / "masks").iterdir():
+        cv2.imwrite(str(path), palette[cv2.imread(str(path), cv2.IMREAD_UNCHANGED)])
+    _, id_masks = load_split(DatasetLayout.open(synth_data), "val", 1, 64, train=False)
+    _, colour_masks = load_split(DatasetLayout.open(colour), "val", 1, 64, train=False)
+    assert all(np.array_equal(a, b) for a, b in zip(id_masks, colour_masks, strict=True))
+    assert any((m > 0).any() for m in colour_masks)
