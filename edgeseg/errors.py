@@ -6,6 +6,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -48,3 +49,15 @@ class EngineError(EdgesegError):
 
 class SourceError(EdgesegError):
     """A frame source that cannot be opened, or a live source that is gone for good."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's first line for a one-line message: at most ``limit`` characters, cut at a
+    word with an ellipsis; its type's name where it says nothing."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()  # no terminal colours
+    if not lines:
+        return type(error).__name__
+    line = lines[0].strip()
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,.;:") + " …"

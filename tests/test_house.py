@@ -71,3 +71,13 @@ def test_a_test_on_missing_shared_data_skips_here_and_fails_where_required(pytes
     result = pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines(["*magnetic-tile data set is missing*"])
+
+
+def test_an_error_line_is_cut_at_a_word_without_terminal_colours():
+    from edgeseg.errors import first_line
+
+    long = ValueError("\x1b[1mfirst\x1b[0m " + "word " * 100 + "\nsecond line")
+    line = first_line(long, limit=40)
+    assert line.startswith("first word ") and line.endswith(" …") and len(line) <= 42
+    assert set(line.removesuffix(" …").split()) == {"first", "word"}  # whole words only
+    assert first_line(KeyError()) == "KeyError"

@@ -76,12 +76,36 @@ def _examples(paths: list) -> str:
     return shown + (f" and {len(paths) - EXAMPLES_SHOWN} more" if len(paths) > EXAMPLES_SHOWN else "")
 
 
+@dataclass
+class _Findings:
+    """What the pass over every image pair found, before it becomes lines of the report."""
+
+    unknown_ids: dict[int, _Unknown] = field(default_factory=lambda: defaultdict(_Unknown))
+    unknown_colors: dict[tuple, _Unknown] = field(default_factory=lambda: defaultdict(_Unknown))
+    unreadable: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=lambda: {"grayscale": 0, "colour": 0})
+
+
 def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
     layout = DatasetLayout.open(root)
-    table = layout.classes
-    n = table.num_classes
-    report = CheckReport(layout.root, table.names)
+    report = CheckReport(layout.root, layout.classes.names)
+    _check_files(layout, report)
+    if not layout.paired_stems:
+        report.errors.append("no image has a mask: nothing to train on")
+        return report
+    split_of = {s: split for split in ("train", "val") for s in layout.split_stems(split)}
+    found = _Findings()
+    for stem in progress(layout.paired_stems, desc="checking", unit="img", disable=not show_progress, leave=False):
+        _check_pair(layout, stem, split_of.get(stem, "unsplit"), report, found)
+    _report_findings(found, report)
+    _check_balance(layout, report)
+    return report
 
+
+def _check_files(layout: DatasetLayout, report: CheckReport) -> None:
+    """Unpaired files and split lists that name what is not there, or leave out what is."""
     if layout.images_without_mask:
         report.errors.append(f"{len(layout.images_without_mask)} image(s) without a mask in masks/: "
                              f"{_examples(layout.images_without_mask)}")
@@ -97,77 +121,86 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
         unlisted = [s for s in layout.paired_stems if s not in listed]
         if unlisted:
             report.warnings.append(f"{len(unlisted)} image(s) in no split list, so never used: {_examples(unlisted)}")
-    if not layout.paired_stems:
-        report.errors.append("no image has a mask: nothing to train on")
-        return report
 
-    split_of = {s: split for split in ("train", "val") for s in layout.split_stems(split)}
-    unknown_id_seen: dict[int, _Unknown] = defaultdict(_Unknown)
-    unknown_color_seen: dict[tuple, _Unknown] = defaultdict(_Unknown)
-    unreadable, mismatched, unlabelled = [], [], []
-    kinds = {"grayscale": 0, "colour": 0}
-    for stem in progress(layout.paired_stems, desc="checking", unit="img", disable=not show_progress, leave=False):
-        split = split_of.get(stem, "unsplit")
-        try:
-            image = read_image(layout.images[stem])
-        except DatasetError as e:
-            unreadable.append(f"{e.path.name} ({e.what})")
-            continue
-        try:
-            raw = read_mask_raw(layout.masks[stem])
-        except DatasetError as e:
-            unreadable.append(f"{e.path.name} ({e.what})")
-            continue
-        kinds["colour" if image.ndim == 3 else "grayscale"] += 1
-        if image.shape[:2] != raw.shape[:2]:
-            mismatched.append(f"{stem} (image {image.shape[1]}x{image.shape[0]}, mask {raw.shape[1]}x{raw.shape[0]})")
-            continue
-        if raw.ndim == 3:
-            ids, unknown = colors_to_ids(raw, table)
-            for color, count in unknown.items():
-                unknown_color_seen[color].pixels += count
-                unknown_color_seen[color].files.append(layout.masks[stem].name)
-            ignored = int(np.count_nonzero(ids == IGNORE_ID)) - sum(unknown.values())
-        else:
-            ids = raw
-            for cid, count in unknown_ids(raw, table).items():
-                unknown_id_seen[cid].pixels += count
-                unknown_id_seen[cid].files.append(layout.masks[stem].name)
-            ignored = int(np.count_nonzero(raw == IGNORE_ID))
-        if ignored:
-            unlabelled.append(stem)
-            report.ignored_pixels += ignored
-        counts = np.bincount(ids.ravel(), minlength=256)[:n]
-        report.pixels.setdefault(split, np.zeros(n, np.int64))
-        report.images.setdefault(split, np.zeros(n, np.int64))
-        report.pixels[split] += counts
-        report.images[split] += counts > 0
-        report.counts[split] = report.counts.get(split, 0) + 1
 
-    if unreadable:
-        report.errors.append(f"{len(unreadable)} unreadable or truncated file(s): {_examples(unreadable)}")
-    if mismatched:
-        report.errors.append(f"{len(mismatched)} mask(s) whose size differs from the image: {_examples(mismatched)}")
-    for cid, seen in sorted(unknown_id_seen.items()):
+def _read_pair(layout: DatasetLayout, stem: str, found: _Findings):
+    """The image and raw mask of one stem, or None where either cannot be read."""
+    try:
+        return read_image(layout.images[stem]), read_mask_raw(layout.masks[stem])
+    except DatasetError as e:
+        found.unreadable.append(f"{e.path.name} ({e.what})")
+        return None
+
+
+def _check_pair(layout: DatasetLayout, stem: str, split: str, report: CheckReport, found: _Findings) -> None:
+    pair = _read_pair(layout, stem, found)
+    if pair is None:
+        return
+    image, raw = pair
+    found.kinds["colour" if image.ndim == 3 else "grayscale"] += 1
+    if image.shape[:2] != raw.shape[:2]:
+        found.mismatched.append(f"{stem} (image {image.shape[1]}x{image.shape[0]}, "
+                                f"mask {raw.shape[1]}x{raw.shape[0]})")
+        return
+    ids, ignored = _mask_ids(layout, stem, raw, found)
+    if ignored:
+        found.unlabelled.append(stem)
+        report.ignored_pixels += ignored
+    n = layout.classes.num_classes
+    counts = np.bincount(ids.ravel(), minlength=256)[:n]
+    report.pixels.setdefault(split, np.zeros(n, np.int64))
+    report.images.setdefault(split, np.zeros(n, np.int64))
+    report.pixels[split] += counts
+    report.images[split] += counts > 0
+    report.counts[split] = report.counts.get(split, 0) + 1
+
+
+def _mask_ids(layout: DatasetLayout, stem: str, raw: np.ndarray, found: _Findings) -> tuple[np.ndarray, int]:
+    """A mask's class ids, noting ids or colours the class table lacks; and its unlabelled pixels."""
+    table, name = layout.classes, layout.masks[stem].name
+    if raw.ndim == 3:
+        ids, unknown = colors_to_ids(raw, table)
+        for color, count in unknown.items():
+            found.unknown_colors[color].pixels += count
+            found.unknown_colors[color].files.append(name)
+        return ids, int(np.count_nonzero(ids == IGNORE_ID)) - sum(unknown.values())
+    for cid, count in unknown_ids(raw, table).items():
+        found.unknown_ids[cid].pixels += count
+        found.unknown_ids[cid].files.append(name)
+    return raw, int(np.count_nonzero(raw == IGNORE_ID))
+
+
+def _report_findings(found: _Findings, report: CheckReport) -> None:
+    if found.unreadable:
+        report.errors.append(f"{len(found.unreadable)} unreadable or truncated file(s): {_examples(found.unreadable)}")
+    if found.mismatched:
+        report.errors.append(f"{len(found.mismatched)} mask(s) whose size differs from the image: "
+                             f"{_examples(found.mismatched)}")
+    for cid, seen in sorted(found.unknown_ids.items()):
         report.errors.append(f"mask value {cid} is not in classes.csv: {seen.pixels} pixels in "
                              f"{len(seen.files)} mask(s): {_examples(seen.files)}")
-    for color, seen in sorted(unknown_color_seen.items()):
+    for color, seen in sorted(found.unknown_colors.items()):
         report.errors.append(f"colour rgb{color} is not in classes.csv: {seen.pixels} pixels in "
                              f"{len(seen.files)} mask(s): {_examples(seen.files)}")
-    if unlabelled:
-        report.warnings.append(f"{len(unlabelled)} mask(s) have unlabelled pixels ({IGNORE_ID}), ignored in "
-                               f"training: {_examples(unlabelled)}")
+    if found.unlabelled:
+        report.warnings.append(f"{len(found.unlabelled)} mask(s) have unlabelled pixels ({IGNORE_ID}), ignored in "
+                               f"training: {_examples(found.unlabelled)}")
+    kinds = found.kinds
     if kinds["grayscale"] and kinds["colour"]:
         report.warnings.append(f"mixed image kinds ({kinds['grayscale']} grayscale, {kinds['colour']} colour): "
                                "all are converted to the model's channel count")
+
+
+def _check_balance(layout: DatasetLayout, report: CheckReport) -> None:
+    """Classes without pixels, and splits without images."""
+    names = layout.classes.names
     if report.pixels:
         total = sum(report.pixels.values())
         for cid in np.flatnonzero(total == 0):
-            report.warnings.append(f"class {cid} '{table.names[cid]}' has no pixels in any mask")
+            report.warnings.append(f"class {cid} '{names[cid]}' has no pixels in any mask")
         if "train" in report.pixels:
             for cid in np.flatnonzero((report.pixels["train"] == 0) & (total > 0)):
-                report.warnings.append(f"class {cid} '{table.names[cid]}' has no pixels in the train split")
+                report.warnings.append(f"class {cid} '{names[cid]}' has no pixels in the train split")
     for split in ("train", "val"):
         if not layout.split_stems(split):
             report.errors.append(f"the {split} split has no paired images")
-    return report

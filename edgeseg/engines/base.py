@@ -111,7 +111,7 @@ class Engine(ABC):
     def drain(self) -> None:
         """Wait until every submitted request is done."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Release backend resources (buffers stay readable)."""
 
     def __enter__(self) -> Engine:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgeseg.engines.base import Done, Engine, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import Bundle
-from edgeseg.errors import ConfigError, EngineError
+from edgeseg.errors import ConfigError, EngineError, first_line
 
 NAME = "onnxruntime"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -68,7 +68,7 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
     try:
         ort.InferenceSession(rewritten.SerializeToString(), so, providers=[options["provider"]])
     except Exception as e:
-        raise EngineError(f"ONNX Runtime cannot load the graph ({str(e).splitlines()[0][:200]})", graph) from None
+        raise EngineError(f"ONNX Runtime cannot load the graph ({first_line(e)})", graph) from None
     return {"files": [MODEL_FILE], "options": options}
 
 
@@ -84,7 +84,7 @@ class OnnxRuntimeEngine(Engine):
         try:
             self.session = ort.InferenceSession(str(bundle.file(MODEL_FILE)), so, providers=[self.options["provider"]])
         except Exception as e:
-            raise EngineError(f"ONNX Runtime cannot load the model ({str(e).splitlines()[0][:200]})", bundle.path,
+            raise EngineError(f"ONNX Runtime cannot load the model ({first_line(e)})", bundle.path,
                               "rebuild the bundle with edgeseg compile") from None
         self._run_options = ort.RunOptions()  # made once: a default one is built on every call otherwise
         self._bindings = []

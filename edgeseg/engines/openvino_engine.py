@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgeseg.engines.base import InOrderRequests, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import CACHE_DIR, Bundle
-from edgeseg.errors import ConfigError, EngineError
+from edgeseg.errors import ConfigError, EngineError, first_line
 
 NAME = "openvino"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -78,7 +78,7 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
     try:
         model = ov.convert_model(str(graph))
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
-        raise EngineError(f"OpenVINO cannot convert the graph ({str(e).splitlines()[0][:200]})", graph) from None
+        raise EngineError(f"OpenVINO cannot convert the graph ({first_line(e)})", graph) from None
     # compress_to_fp16 would halve an fp32 model's weights on disk behind the precision's back
     ov.save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
     return {"files": list(MODEL_FILES), "options": options,
@@ -109,7 +109,7 @@ class OpenVinoEngine(InOrderRequests):
                 model.reshape({spec.input_name: list(spec.input_shape)})
             self.compiled = core.compile_model(model, self.options["device"], config)
         except Exception as e:
-            raise EngineError(f"OpenVINO cannot load the model ({str(e).splitlines()[0][:200]})", bundle.path,
+            raise EngineError(f"OpenVINO cannot load the model ({first_line(e)})", bundle.path,
                               "rebuild the bundle with edgeseg compile") from None
         from openvino._pyopenvino import InferRequest as RequestBinding
 

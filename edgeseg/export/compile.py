@@ -28,7 +28,7 @@ from edgeseg.data.frames import FrameSet, is_dataset, load_frames
 from edgeseg.engines import PRECISIONS, backend_module, open_engine
 from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, measure, run_frames
 from edgeseg.engines.bundle import MANIFEST, sha256_file, write_manifest
-from edgeseg.errors import BundleError, ConfigError, ExportError
+from edgeseg.errors import BundleError, ConfigError, ExportError, first_line
 from edgeseg.export.precision import INT8_RECIPES, MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
 
 REFERENCE_FILE = "reference.onnx"
@@ -68,7 +68,7 @@ def read_graph(path: Path) -> tuple[onnx.ModelProto, dict]:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as e:
-        raise ExportError(f"not a readable ONNX graph ({str(e).splitlines()[0][:160]})", path,
+        raise ExportError(f"not a readable ONNX graph ({first_line(e)})", path,
                           "the file is truncated or corrupt: export it again") from None
     props = {p.key: p.value for p in model.metadata_props}
     if "edgeseg.input" not in props:
@@ -162,7 +162,6 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
                           fix=f"{opts.backend} takes {', '.join(module.PRECISIONS)}")
     source = Path(opts.onnx)
     model, meta = read_graph(source)
-    spec = meta["input"]
     notes: list[str] = []
 
     def note(text: str) -> None:
@@ -170,8 +169,7 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
         if warn is not None:
             warn(text)
 
-    calib, val = _frames(opts, spec, note)
-
+    calib, val = _frames(opts, meta["input"], note)
     output = Path(opts.output)
     if output.exists() and not (output / MANIFEST).is_file():
         raise BundleError("exists and is not a bundle", output, "choose another -o, or remove it first")
@@ -183,20 +181,12 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
         shutil.copyfile(source, work / REFERENCE_FILE)
         # the fp32 reference's masks are the same for every recipe tried
         reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
-        recipes = INT8_RECIPES if opts.precision == "int8" else (None,)
-        for recipe in recipes:
-            manifest, accuracy = _build_and_prove(opts, module, model, meta, calib, val, reference_masks, work,
-                                                  recipe, show_progress)
-            passed, rule = gate(accuracy, opts.precision)
-            if passed or recipe == recipes[-1]:
-                break
-            note(f"int8 ({recipe} recipe) failed the gate: {rule}; quantizing again with the "
-                 f"{recipes[recipes.index(recipe) + 1]} recipe")
-            for path in work.iterdir():  # the failed engine's files; the reference stays
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.name != REFERENCE_FILE:
-                    path.unlink()
+
+        def build(recipe: str | None) -> tuple[dict, AccuracyReport]:
+            return _build_and_prove(opts, module, model, meta, calib, val, reference_masks, work, recipe,
+                                    show_progress)
+
+        manifest, accuracy, passed, rule = _first_recipe_that_passes(opts.precision, build, work, note)
         if not passed and not opts.force:
             raise ExportError(f"parity gate failed: {rule}", output,
                               "no bundle written; try another precision or more calibration frames, "
@@ -205,13 +195,37 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
         manifest["notes"] = notes
         manifest["built_with"] = _versions()  # now that every library the build and gate used is loaded
         manifest = write_manifest(work, manifest)
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.replace(output, old)
-            os.replace(work, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, output)
+        _replace_atomically(work, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return CompileResult(output, manifest, accuracy, passed, rule, notes)
+
+
+def _first_recipe_that_passes(precision: str, build, work: Path, note) -> tuple[dict, AccuracyReport, bool, str]:
+    """Build with each recipe in turn (int8 has two) until one passes the gate; the last one is
+    kept either way. Returns its manifest, accuracy, whether it passed and the gate's rule."""
+    recipes = INT8_RECIPES if precision == "int8" else (None,)
+    for recipe in recipes:
+        manifest, accuracy = build(recipe)
+        passed, rule = gate(accuracy, precision)
+        if passed or recipe == recipes[-1]:
+            break
+        note(f"int8 ({recipe} recipe) failed the gate: {rule}; quantizing again with the "
+             f"{recipes[recipes.index(recipe) + 1]} recipe")
+        for path in work.iterdir():  # the failed engine's files; the reference stays
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.name != REFERENCE_FILE:
+                path.unlink()
+    return manifest, accuracy, passed, rule
+
+
+def _replace_atomically(work: Path, output: Path) -> None:
+    """Rename the finished bundle into place; an older bundle there is swapped out, then removed."""
+    if not output.exists():
+        os.replace(work, output)
+        return
+    old = output.with_name(f".{output.name}.old-{os.getpid()}")
+    os.replace(output, old)
+    os.replace(work, output)
+    shutil.rmtree(old, ignore_errors=True)

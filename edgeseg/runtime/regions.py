@@ -3,6 +3,7 @@ outline polygon and mean confidence (OpenCV, 8-connectivity)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -85,21 +86,14 @@ def find_regions(mask: np.ndarray, class_names: list[str], confidence: np.ndarra
     specks. Each region is measured on its own box only: its outer contour filled, the regions
     inside its holes cut out again, and the result ANDed with the class's pixels, which is
     exactly the region's pixels (its holes drop out). All of it happens inside the box around
-    every defect pixel (one pass over the mask), not in passes over the whole mask per class:
-    on the magnetic-tile model's 256 px masks with defects, 0.16 ms per frame against 0.21 with
-    warm caches; right after inference, in the loop, about 0.45 ms either way, where each OpenCV
-    call's own cost dominates. On tile mode's frame-size masks the box saves more."""
+    every defect pixel, found in one pass over the mask (docs/decisions/0004-region-search-box.md)."""
     if mask.ndim != 2 or mask.dtype != np.uint8:
         raise ValueError(f"a region search takes an (H, W) uint8 mask, not {mask.shape} {mask.dtype}")
     scratch = scratch or RegionScratch(*mask.shape)
-    sx, sy = scale
-    regions = []
-    # the box around every pixel that is not background (background 0: boundingRect's non-zero)
-    x0, y0, w0, h0 = cv2.boundingRect(mask) if background == 0 else (0, 0, mask.shape[1], mask.shape[0])
+    regions: list[Region] = []
+    x0, y0, w0, h0 = _defect_box(mask, background)
     if not w0:
         return regions
-    if w0 == h0 == 1 and mask.shape[1] > 1:  # OpenCV takes a 1x1 array for a scalar: one pixel wider
-        x0, w0 = min(x0, mask.shape[1] - 2), 2
     area_of_interest = mask[y0:y0 + h0, x0:x0 + w0]
     for class_id in range(len(class_names)):
         if class_id == background:
@@ -110,28 +104,56 @@ def find_regions(mask: np.ndarray, class_names: list[str], confidence: np.ndarra
             continue
         contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
         hierarchy = hierarchy[0].tolist()  # plain lists: walked link by link below
-        for index, contour in enumerate(contours):
+        for index in range(len(contours)):
             if _is_hole(hierarchy, index):
                 continue
-            x, y, w, h = cv2.boundingRect(contour)
-            if w * h * sx * sy < min_area:  # even a full box would be too small
-                continue
-            component = scratch.component(h, w)
-            # one contour per call: OpenCV converts every contour it is handed, on every call
-            cv2.drawContours(component, (contour,), 0, 1, cv2.FILLED, offset=(-x, -y))
-            for island in _islands(hierarchy, index):
-                cv2.drawContours(component, (contours[island],), 0, 0, cv2.FILLED, offset=(-x, -y))
-            cv2.bitwise_and(component, binary[y - y0:y - y0 + h, x - x0:x - x0 + w], dst=component)
-            moments = cv2.moments(component, binaryImage=True)
-            area = round(moments["m00"] * sx * sy)
-            if area < min_area:
-                continue
-            cx, cy = x + moments["m10"] / moments["m00"], y + moments["m01"] / moments["m00"]
-            mean_confidence = (float(cv2.mean(confidence[y:y + h, x:x + w], mask=component)[0])
-                               if confidence is not None else None)
-            regions.append(Region(class_id, class_names[class_id], area,
-                                  (int(x * sx), int(y * sy), round(w * sx), round(h * sy)),
-                                  (float((cx + 0.5) * sx - 0.5), float((cy + 0.5) * sy - 0.5)), contour,
-                                  mean_confidence, scale))
+            region = _measure(_Outline(contours, hierarchy, index), binary, (x0, y0), scratch, confidence,
+                              (class_id, class_names[class_id]), scale, min_area)
+            if region is not None:
+                regions.append(region)
     return regions
 
+
+def _defect_box(mask: np.ndarray, background: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the box around every pixel that is not background (w is 0 if none)."""
+    if background != 0:
+        return 0, 0, mask.shape[1], mask.shape[0]
+    x0, y0, w0, h0 = cv2.boundingRect(mask)  # background 0: boundingRect's non-zero pixels
+    if w0 == h0 == 1 and mask.shape[1] > 1:  # OpenCV takes a 1x1 array for a scalar: one pixel wider
+        x0, w0 = min(x0, mask.shape[1] - 2), 2
+    return x0, y0, w0, h0
+
+
+@dataclass
+class _Outline:
+    contours: Sequence[np.ndarray]
+    hierarchy: list
+    index: int
+
+
+def _measure(outline: _Outline, binary: np.ndarray, origin: tuple[int, int], scratch: RegionScratch,
+             confidence: np.ndarray | None, class_of: tuple[int, str], scale: tuple[float, float],
+             min_area: int) -> Region | None:
+    """One region from its outer contour: its pixels, area, box, centroid and mean confidence, in
+    frame coordinates; None where it is smaller than ``min_area``."""
+    sx, sy = scale
+    x0, y0 = origin
+    contour = outline.contours[outline.index]
+    x, y, w, h = cv2.boundingRect(contour)
+    if w * h * sx * sy < min_area:  # even a full box would be too small
+        return None
+    component = scratch.component(h, w)
+    # one contour per call: OpenCV converts every contour it is handed, on every call
+    cv2.drawContours(component, (contour,), 0, 1, cv2.FILLED, offset=(-x, -y))
+    for island in _islands(outline.hierarchy, outline.index):
+        cv2.drawContours(component, (outline.contours[island],), 0, 0, cv2.FILLED, offset=(-x, -y))
+    cv2.bitwise_and(component, binary[y - y0:y - y0 + h, x - x0:x - x0 + w], dst=component)
+    moments = cv2.moments(component, binaryImage=True)
+    area = round(moments["m00"] * sx * sy)
+    if area < min_area:
+        return None
+    cx, cy = x + moments["m10"] / moments["m00"], y + moments["m01"] / moments["m00"]
+    mean_confidence = (float(cv2.mean(confidence[y:y + h, x:x + w], mask=component)[0])
+                       if confidence is not None else None)
+    return Region(class_of[0], class_of[1], area, (int(x * sx), int(y * sy), round(w * sx), round(h * sy)),
+                  (float((cx + 0.5) * sx - 0.5), float((cy + 0.5) * sy - 0.5)), contour, mean_confidence, scale)

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from edgeseg.errors import ConfigError
 from edgeseg.runtime.regions import Region
+from edgeseg.settings import config_error, read_yaml_mapping
 
 _LIMITS = ("max_regions", "max_region_area", "max_total_area")
 
@@ -58,6 +58,60 @@ class Verdict:
         return {"verdict": "pass" if self.passed else "fail", "reasons": self.reasons}
 
 
+class _RuleEntry(BaseModel):
+    """One rule as written in a rules file (the schema; ``Rule`` is what runs)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    target: str = Field(alias="class")
+    max_regions: int | None = None
+    max_region_area: int | None = None
+    max_total_area: int | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _known_class(cls, target: str, info: ValidationInfo) -> str:
+        names = (info.context or {}).get("class_names", [])
+        if target != "any" and target not in names:
+            raise ValueError(f"rule for unknown class '{target}': classes are {', '.join(names)} (or any)")
+        return target
+
+    @field_validator(*_LIMITS)
+    @classmethod
+    def _whole(cls, limit: int | None) -> int | None:
+        if limit is not None and limit < 0:
+            raise ValueError(f"rule limits must be whole numbers >= 0, not {limit}")
+        return limit
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> _RuleEntry:
+        if all(getattr(self, name) is None for name in _LIMITS):
+            raise ValueError(f"rule for {self.target} needs one of {', '.join(_LIMITS)}")
+        return self
+
+
+class _RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rules: list[_RuleEntry] | None = None
+    confidence_threshold: float | None = None
+    min_region_area: int = 1
+
+    @field_validator("confidence_threshold")
+    @classmethod
+    def _share(cls, threshold: float | None) -> float | None:
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise ValueError(f"confidence_threshold must be in [0, 1], not {threshold}")
+        return threshold
+
+    @field_validator("min_region_area")
+    @classmethod
+    def _not_negative(cls, area: int) -> int:
+        if area < 0:
+            raise ValueError(f"min_region_area must be a whole number of pixels >= 0, not {area}")
+        return area
+
+
 @dataclass
 class InspectionRules:
     rules: list[Rule] = field(default_factory=lambda: [Rule("any", max_regions=0)])  # any defect fails
@@ -65,43 +119,18 @@ class InspectionRules:
     min_region_area: int = 1
 
     @classmethod
-    def from_dict(cls, values: dict, class_names: list[str], source: str | Path | None = None) -> InspectionRules:
-        values = dict(values or {})
-        unknown = set(values) - {"rules", "confidence_threshold", "min_region_area"}
-        if unknown:
-            raise ConfigError(f"unknown settings {', '.join(sorted(unknown))}", source,
-                              "known: rules, confidence_threshold, min_region_area")
-        rules = []
-        for entry in values.get("rules") or []:
-            if not isinstance(entry, dict) or "class" not in entry:
-                raise ConfigError(f"each rule needs a class: {entry!r}", source, "write - class: NAME")
-            target = entry["class"]
-            if target != "any" and target not in class_names:
-                raise ConfigError(f"rule for unknown class '{target}'", source,
-                                  f"classes: {', '.join(class_names)} (or any)")
-            limits = {k: v for k, v in entry.items() if k != "class"}
-            if set(limits) - set(_LIMITS) or not limits:
-                raise ConfigError(f"rule for {target} needs one of {', '.join(_LIMITS)}", source)
-            if any(not isinstance(v, int) or v < 0 for v in limits.values()):
-                raise ConfigError(f"rule limits for {target} must be whole numbers >= 0", source)
-            rules.append(Rule(target, **limits))
-        threshold = values.get("confidence_threshold")
-        if threshold is not None and not 0 <= threshold <= 1:
-            raise ConfigError(f"confidence_threshold must be in [0, 1], not {threshold}", source)
-        return cls(rules or cls().rules, threshold, int(values.get("min_region_area", 1)))
+    def from_dict(cls, values: dict | None, class_names: list[str],
+                  source: str | Path | None = None) -> InspectionRules:
+        try:
+            checked = _RulesFile.model_validate(values or {}, context={"class_names": class_names})
+        except ValidationError as e:
+            raise config_error(e, source, "see docs/runtime.md#rules for the format") from None
+        rules = [Rule(r.target, r.max_regions, r.max_region_area, r.max_total_area) for r in checked.rules or []]
+        return cls(rules or cls().rules, checked.confidence_threshold, checked.min_region_area)
 
     @classmethod
     def from_yaml(cls, path: str | Path, class_names: list[str]) -> InspectionRules:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text())
-        except OSError as e:
-            raise ConfigError(f"cannot read rules ({e.strerror})", path) from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"not valid YAML ({str(e).splitlines()[0]})", path) from None
-        if values is not None and not isinstance(values, dict):
-            raise ConfigError("rules file must be a mapping", path, "see edgeseg/runtime/rules.py for an example")
-        return cls.from_dict(values, class_names, path)
+        return cls.from_dict(read_yaml_mapping(path, "rules file"), class_names, path)
 
     def apply_threshold(self, mask: np.ndarray, confidence: np.ndarray | None, out: np.ndarray) -> np.ndarray:
         """The mask with pixels below the confidence threshold set to background, into ``out``."""

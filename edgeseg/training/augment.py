@@ -9,20 +9,25 @@ so at scale 1 and no rotation a training sample is what the camera would show th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Strict
 
 from edgeseg.data.classes import IGNORE_ID
 from edgeseg.data.frames import resize_pair
 
+# a pair may come from YAML as a list
+Pair = Annotated[tuple[float, float], Strict(False)]
 
-@dataclass
-class AugmentConfig:
-    scale: tuple[float, float] = (0.5, 1.0)  # crop area as a fraction of the image
+
+class AugmentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    scale: Pair = (0.5, 1.0)  # crop area as a fraction of the image
     defect_centred: float = 0.5  # share of crops centred on a defect pixel, where the image has one
-    aspect: tuple[float, float] = (0.75, 1.333)
+    aspect: Pair = (0.75, 1.333)
     rotate_degrees: float = 20.0
     rotate_90: bool = True  # also turn by a random multiple of 90 degrees
     hflip: float = 0.5

@@ -9,11 +9,39 @@ import zipfile
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edgeseg.errors import CheckpointError
+from edgeseg.errors import CheckpointError, first_line
+from edgeseg.settings import config_error
 
 CHECKPOINT_FORMAT = "edgeseg-checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+class _InputSpec(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    height: int
+    width: int
+    channels: int
+
+
+class _Normalization(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    mean: list[float]
+    std: list[float]
+
+
+class _CheckpointMeta(BaseModel):
+    """What export and the benchmarks read from a checkpoint's metadata; the rest passes through."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    arch: str
+    input: _InputSpec
+    classes: list[dict]
+    normalization: _Normalization
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -30,8 +58,14 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError("checkpoint not found", path, "give the best.pt or last.pt that edgeseg train wrote")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:
-        reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError(f"not a readable checkpoint ({first_line(e)})", path, "train again") from None
+        raise CheckpointError("refused: it holds objects that would run code when loaded", path,
+                              "edgeseg reads only plain tensors and values; use a checkpoint written by edgeseg train"
+                              ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        reason = first_line(e)
         raise CheckpointError(f"not a readable checkpoint ({reason})", path,
                               "the file is truncated or not a PyTorch checkpoint; train again or copy it again"
                               ) from None
@@ -44,6 +78,11 @@ def load_checkpoint(path: str | Path) -> dict:
     for key in ("meta", "model"):
         if key not in state:
             raise CheckpointError(f"checkpoint has no '{key}' entry", path, "train again")
+    try:
+        _CheckpointMeta.model_validate(state["meta"])
+    except ValidationError as e:
+        raise CheckpointError(f"its metadata is incomplete: meta.{config_error(e).what}", path,
+                              "export needs a checkpoint written by edgeseg train; train again") from None
     return state
 
 
@@ -58,5 +97,5 @@ def model_from_checkpoint(state: dict) -> torch.nn.Module:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
         raise CheckpointError(f"weights do not fit architecture '{meta['arch']}' "
-                              f"({str(e).splitlines()[0][:120]})") from None
+                              f"({first_line(e)})") from None
     return model.eval()

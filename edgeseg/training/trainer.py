@@ -8,7 +8,8 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,161 +104,270 @@ def half_size(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return torch.nn.functional.avg_pool2d(x, 2), y[:, ::2, ::2]
 
 
-def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+class RunClock:
+    """The run's wall clock: seconds since it started, counting what a resumed run had used
+    before, and the share of ``max_minutes`` gone (0 without a limit)."""
+
+    def __init__(self, max_minutes: float | None):
+        self.max_minutes = max_minutes
+        self.started = time.perf_counter()
+
+    def resume_from(self, elapsed_before: float) -> None:
+        self.started = time.perf_counter() - elapsed_before
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def share_used(self) -> float:
+        return self.elapsed() / (self.max_minutes * 60) if self.max_minutes else 0.0
+
+
+@dataclass
+class _Data:
+    train_images: np.ndarray
+    train_masks: np.ndarray
+    val_images: np.ndarray
+    val_masks: np.ndarray
+    mean: list[float]
+    std: list[float]
+    pixels: np.ndarray
+    batches: TrainBatches
+
+
+@dataclass
+class _Run:
+    """What one training run holds while it runs: its settings, data, model and the optimiser's
+    state, and the progress so far."""
+
+    cfg: TrainConfig
+    out: Path
+    names: list[str]
+    data: _Data
+    model: torch.nn.Module
+    criterion: SegmentationLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: torch.nn.Module | None
+    use_bf16: bool
+    meta: dict
+    rng: np.random.Generator
+    clock: RunClock
+    make_ahead: Callable
+    history: list[dict] = field(default_factory=list)
+    best_miou: float = -1.0
+    start_epoch: int = 0
+    elapsed: float = 0.0  # seconds since the run started, at the end of the last evaluation
+
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def kept_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def trains_halved(self, epoch: int) -> bool:
+        """Whether an epoch starting now runs on halved batches (the first half_size_share of the run)."""
+        cfg = self.cfg
+        return (self.clock.share_used() if cfg.max_minutes else epoch / cfg.epochs) < cfg.half_size_share
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    """What can be refused before minutes of loading, not after."""
     cfg.validate()
     arch = get_architecture(cfg.arch)
-    arch.check_options(cfg.arch_kwargs)  # before minutes of loading, not after
+    arch.check_options(cfg.arch_kwargs)
     if cfg.input_size % arch.stride:
         raise ConfigError(f"input size {cfg.input_size} is not a multiple of {arch.name}'s stride {arch.stride}")
     if cfg.half_size_share and (cfg.crop_size or cfg.input_size) % (2 * arch.stride):
         raise ConfigError(f"half of {cfg.crop_size or cfg.input_size} px is not a multiple of {arch.name}'s "
                           f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
+
+
+def _load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
+    size = cfg.input_size
+    train_images, train_masks = load_split(layout, "train", channels, size, train=True)
+    val_images, val_masks = load_split(layout, "val", channels, size, train=False)
+    mean, std = channel_stats(train_images, channels)
+    pixels, present = class_statistics(train_masks, layout.classes.num_classes)
+    factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
+    batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
+                           cfg.crop_size)
+    return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches)
+
+
+def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, data: _Data) -> dict:
+    size = cfg.input_size
+    return {
+        "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "dropout": cfg.dropout,
+        "classes": layout.classes.to_list(),
+        "input": {"height": size, "width": size, "channels": channels,
+                  "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear"},
+        "normalization": {"mean": data.mean, "std": data.std},
+        "data": str(Path(cfg.data).resolve()),
+        "edgeseg_version": edgeseg.__version__,
+        "train_config": json.loads(json.dumps(cfg.to_dict())),
+    }
+
+
+def _prepare(cfg: TrainConfig) -> _Run:
     cores = os.cpu_count() or 1
     threads = cfg.threads or cores
     torch.set_num_threads(threads)
-    # Augmenting the next batch in a thread pays only on a core torch leaves free: beside two
-    # torch threads on two cores it stalls them at every barrier (0.41 s per lraspp step at 256 px
-    # against 0.35 s with the batch made in line, where the batch itself costs 0.025 s).
+    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions).
     make_ahead = prefetch if threads < cores else iter
     rng = _seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     layout = DatasetLayout.open(cfg.data)
-    table = layout.classes
-    num_classes = table.num_classes
+    num_classes = layout.classes.num_classes
     channels = cfg.channels or infer_channels(layout, layout.split_stems("train"))
-    size = cfg.input_size
-
-    train_images, train_masks = load_split(layout, "train", channels, size, train=True)
-    val_images, val_masks = load_split(layout, "val", channels, size, train=False)
-    mean, std = channel_stats(train_images, channels)
-    pixels, present = class_statistics(train_masks, num_classes)
-    weights = class_weights(pixels, cfg.class_weights, cfg.max_class_weight)
-    factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
-    batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
-                           cfg.crop_size)
+    data = _load_data(cfg, layout, channels)
 
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
-    model.set_class_prior(torch.from_numpy(log_class_prior(pixels)))
-    # NHWC activations: oneDNN's convolutions run 1.3-1.4x faster on them here (fp32 and bf16)
-    model = model.to(memory_format=torch.channels_last)
+    model.set_class_prior(torch.from_numpy(log_class_prior(data.pixels)))
+    model = model.to(memory_format=torch.channels_last)  # NHWC: oneDNN's convolutions run faster on it
+    weights = class_weights(data.pixels, cfg.class_weights, cfg.max_class_weight)
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None,
                                  compiled=cfg.compile_loss)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps = batches.steps_per_epoch()
-    clock = {"started": time.perf_counter()}  # set again below, after a resume's elapsed time is known
-
-    def time_done() -> float:
-        return (time.perf_counter() - clock["started"]) / (cfg.max_minutes * 60) if cfg.max_minutes else 0.0
-
-    def trains_halved(epoch: int) -> bool:
-        """Whether an epoch starting now runs on halved batches (the first half_size_share of the run)."""
-        return (time_done() if cfg.max_minutes else epoch / cfg.epochs) < cfg.half_size_share
-
+    steps = data.batches.steps_per_epoch()
+    clock = RunClock(cfg.max_minutes)  # restarted before the first epoch, once a resume's time is known
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), time_done))
+        optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), clock.share_used))
     # The moving average smooths the step-to-step swings of small-batch training on rare classes;
     # it averages the BatchNorm statistics too, so the averaged model is evaluated and kept as is.
     ema = moving_average(model, cfg.ema_decay) if cfg.ema_decay else None
     use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+    return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16,
+                _checkpoint_meta(cfg, layout, channels, data), rng, clock, make_ahead)
 
-    meta = {
-        "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "dropout": cfg.dropout,
-        "classes": table.to_list(),
-        "input": {"height": size, "width": size, "channels": channels,
-                  "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear"},
-        "normalization": {"mean": mean, "std": std},
-        "data": str(Path(cfg.data).resolve()),
-        "edgeseg_version": edgeseg.__version__,
-        "train_config": json.loads(json.dumps(cfg.to_dict())),
-    }
-    history: list[dict] = []
-    best_miou, start_epoch, elapsed_before = -1.0, 0, 0.0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume:
-        if not last_path.is_file():
-            raise CheckpointError("nothing to resume", last_path, "train without --resume first")
-        state = load_checkpoint(last_path)
-        if state["meta"]["arch"] != cfg.arch or len(state["meta"]["classes"]) != num_classes:
-            raise CheckpointError("the checkpoint was trained with another architecture or class table",
-                                  last_path, "resume with the same settings, or train into a new --out")
-        model.load_state_dict(state["model"])
-        if ema is not None:
-            if "ema" not in state:
-                raise CheckpointError("the checkpoint has no moving average of the weights", last_path,
-                                      "resume with the same ema_decay, or train into a new --out")
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_miou = state["history"], state["best_miou"]
-        start_epoch, elapsed_before = state["epoch"], state.get("elapsed", 0.0)
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
 
-    started = clock["started"] = time.perf_counter() - elapsed_before
-    names = table.names
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        losses = []
-        halved = trains_halved(epoch)
-        bar = progress(make_ahead(batches.epoch(rng)), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       unit="batch", disable=not show_progress, leave=False)
-        for x, y in bar:
-            if halved:
-                x, y = half_size(x, y)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(x.contiguous(memory_format=torch.channels_last))
-            loss = criterion(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            losses.append(loss.item())
-            # drawn with the bar's next update, at its own pace (a refresh per step floods a log)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}",
-                            best_miou=f"{max(best_miou, 0):.3f}", refresh=False)
-        kept = ema.module if ema is not None else model
-        evaluation_started = time.perf_counter()
-        report = iou_report(evaluate(kept, val_images, val_masks, mean, std, num_classes, bf16=use_bf16), names)
-        evaluated = time.perf_counter()
-        elapsed = evaluated - started
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
-                        "elapsed_s": round(elapsed, 1), "eval_s": round(evaluated - evaluation_started, 2),
-                        **({"half_size": True} if halved else {})})
-        improved = report["miou"] > best_miou
-        if improved:
-            best_miou = report["miou"]
-            save_checkpoint(best_path, {"meta": {**meta, "metrics": report, "epoch": epoch + 1},
-                                        "model": kept.state_dict()})
-        save_checkpoint(last_path, {
-            "meta": {**meta, "metrics": report, "epoch": epoch + 1}, "model": model.state_dict(),
-            **({"ema": ema.state_dict()} if ema is not None else {}),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-            "history": history, "best_miou": best_miou, "elapsed": elapsed,
-            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+def _resume(run: _Run) -> float:
+    """Load last.pt into the run; returns the seconds it had already trained."""
+    path = run.last_path
+    if not path.is_file():
+        raise CheckpointError("nothing to resume", path, "train without --resume first")
+    state = load_checkpoint(path)
+    if state["meta"]["arch"] != run.cfg.arch or len(state["meta"]["classes"]) != len(run.names):
+        raise CheckpointError("the checkpoint was trained with another architecture or class table",
+                              path, "resume with the same settings, or train into a new --out")
+    run.model.load_state_dict(state["model"])
+    if run.ema is not None:
+        if "ema" not in state:
+            raise CheckpointError("the checkpoint has no moving average of the weights", path,
+                                  "resume with the same ema_decay, or train into a new --out")
+        run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.history, run.best_miou, run.start_epoch = state["history"], state["best_miou"], state["epoch"]
+    run.rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return state.get("elapsed", 0.0)
+
+
+def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -> list[float]:
+    cfg, batches = run.cfg, run.data.batches
+    losses: list[float] = []
+    run.model.train()
+    bar = progress(run.make_ahead(batches.epoch(run.rng)), total=batches.steps_per_epoch(),
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not show_progress, leave=False)
+    for x, y in bar:
+        if halved:
+            x, y = half_size(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.use_bf16):
+            logits = run.model(x.contiguous(memory_format=torch.channels_last))
+        loss = run.criterion(logits, y)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        losses.append(loss.item())
+        # drawn with the bar's next update, at its own pace (a refresh per step floods a log)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.1e}",
+                        best_miou=f"{max(run.best_miou, 0):.3f}", refresh=False)
+    return losses
+
+
+def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool) -> dict:
+    """Score the kept model on val and append the epoch to the history; returns its report."""
+    d = run.data
+    evaluation_started = time.perf_counter()
+    confusion = evaluate(run.kept_model(), d.val_images, d.val_masks, d.mean, d.std, len(run.names),
+                         bf16=run.use_bf16)
+    report = iou_report(confusion, run.names)
+    evaluated = time.perf_counter()
+    run.elapsed = evaluated - run.clock.started
+    run.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
+                        "elapsed_s": round(run.elapsed, 1),
+                        "eval_s": round(evaluated - evaluation_started, 2), **({"half_size": True} if halved else {})})
+    return report
+
+
+def _save(run: _Run, epoch: int, report: dict) -> bool:
+    """best.pt when the epoch improved on the best, last.pt always (with what resuming needs)."""
+    meta = {**run.meta, "metrics": report, "epoch": epoch + 1}
+    improved = report["miou"] > run.best_miou
+    if improved:
+        run.best_miou = report["miou"]
+        save_checkpoint(run.best_path, {"meta": meta, "model": run.kept_model().state_dict()})
+    save_checkpoint(run.last_path, {
+        "meta": meta, "model": run.model.state_dict(),
+        **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+        "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1,
+        "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed,
+        "numpy_rng": run.rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+    (run.out / "history.json").write_text(json.dumps(run.history, indent=1))
+    return improved
+
+
+def _out_of_time(run: _Run, epoch: int, show_progress: bool) -> bool:
+    """Whether the next epoch, and the calibration after it, would end past max_minutes: the run
+    stops before such an epoch, not after it, so the limit bounds the whole run."""
+    cfg, history = run.cfg, run.history
+    if cfg.max_minutes is None:
+        return False
+    elapsed = run.elapsed
+    expected = next_epoch_seconds(history, run.trains_halved(epoch + 1))
+    calibration = (calibration_seconds(max(h.get("eval_s", 0.0) for h in history[-2:]),
+                                       len(run.data.train_images), len(run.data.val_images)) if cfg.calibrate else 0.0)
+    if elapsed + expected + calibration <= cfg.max_minutes * 60:
+        return False
+    if show_progress:
+        tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min)"
+                   + (f" and the calibration ({calibration / 60:.1f} min)" if cfg.calibrate else "")
+                   + f" would end past the {cfg.max_minutes} min limit")
+    return True
+
+
+def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict, improved: bool, halved: bool) -> None:
+    elapsed = run.elapsed
+    tqdm.write(f"epoch {epoch + 1}/{run.cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
+               f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    _check_config(cfg)
+    run = _prepare(cfg)
+    run.clock.resume_from(_resume(run) if resume else 0.0)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        halved = run.trains_halved(epoch)
+        losses = _train_one_epoch(run, epoch, halved, show_progress)
+        report = _evaluate_epoch(run, epoch, losses, halved)
+        improved = _save(run, epoch, report)
         if show_progress:
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
-                       f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        # Stop before an epoch that would end past the limit, with the calibration after it, not
-        # after that epoch: the limit then bounds the whole run (the learning rate is nearly
-        # annealed by then).
-        if cfg.max_minutes is not None:
-            expected = next_epoch_seconds(history, trains_halved(epoch + 1))
-            calibration = (calibration_seconds(max(h.get("eval_s", 0.0) for h in history[-2:]),
-                                               len(train_images), len(val_images)) if cfg.calibrate else 0.0)
-            if elapsed + expected + calibration > cfg.max_minutes * 60:
-                if show_progress:
-                    tqdm.write(f"stopping at {elapsed / 60:.1f} min: another epoch ({expected / 60:.1f} min)"
-                               + (f" and the calibration ({calibration / 60:.1f} min)" if cfg.calibrate else "")
-                               + f" would end past the {cfg.max_minutes} min limit")
-                break
-
-    plot_history(history, names, [tuple(c["color"]) for c in meta["classes"]], out / "iou.png")
-    best = max(history, key=lambda h: h["val"]["miou"])["val"]
+            _report_epoch(run, epoch, losses, report, improved, halved)
+        if _out_of_time(run, epoch, show_progress):
+            break
+    plot_history(run.history, run.names, [tuple(c["color"]) for c in run.meta["classes"]], run.out / "iou.png")
+    best = max(run.history, key=lambda h: h["val"]["miou"])["val"]
     if cfg.calibrate:
-        best = calibrate_checkpoint(best_path, (train_images, train_masks), (val_images, val_masks), use_bf16,
-                                    show_progress, cfg.calibration_strength)
-    return TrainResult(best_path, last_path, best, history, time.perf_counter() - started)
+        d = run.data
+        best = calibrate_checkpoint(run.best_path, (d.train_images, d.train_masks), (d.val_images, d.val_masks),
+                                    run.use_bf16, show_progress, cfg.calibration_strength)
+    return TrainResult(run.best_path, run.last_path, best, run.history, run.clock.elapsed())

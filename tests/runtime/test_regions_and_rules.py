@@ -129,3 +129,25 @@ def test_bad_rules_files_are_clear_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         InspectionRules.from_yaml(path, NAMES)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("confidence_threshold: [0.6]\n", "confidence_threshold: expected a number, found [0.6]"),
+    ("confidence_threshold: high\n", "confidence_threshold: expected a number, found 'high'"),
+    ("min_region_area: big\n", "min_region_area: expected a whole number, found 'big'"),
+    ("rules:\n  - class: crack\n    max_regions: two\n", "rules.0.max_regions: expected a whole number, found 'two'"),
+    ("- class: crack\n", "a rules file is a mapping of setting: value, not list"),
+])
+def test_a_wrongly_typed_rules_file_is_one_line_naming_file_key_and_value(tmp_path, text, says):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        InspectionRules.from_yaml(path, NAMES)
+    assert str(caught.value).startswith(f"{path}: {says}")
+
+
+def test_a_binary_rules_file_is_refused_by_name(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    with pytest.raises(ConfigError, match=f"{path}: not a text file"):
+        InspectionRules.from_yaml(path, NAMES)

@@ -224,9 +224,19 @@ class _Payload:
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"format": "edgeseg-checkpoint", "meta": _Payload(), "model": {}}, path, pickle_module=pickle)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as refused:
         load_checkpoint(path)
     assert "code ran" not in capsys.readouterr().out
+    assert "would run code" in str(refused.value) and "\x1b" not in str(refused.value)
+
+
+def test_a_checkpoint_without_input_metadata_is_refused_before_export(trained_run, tmp_path):
+    state = load_checkpoint(trained_run.best_checkpoint)
+    del state["meta"]["input"]
+    path = tmp_path / "no-input.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"metadata is incomplete: meta\.input: missing"):
+        load_checkpoint(path)
 
 
 def test_colour_masks_load_like_id_masks(synth_data, tmp_path):

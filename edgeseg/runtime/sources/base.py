@@ -47,7 +47,7 @@ class FrameSource(ABC):
     def read(self, out: np.ndarray | None) -> np.ndarray | None:
         """The next frame, written into ``out`` when it fits; None at the end of a file."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Release the device or file."""
 
     lends = False
@@ -57,10 +57,10 @@ class FrameSource(ABC):
         ``give_back``, or None at the end; BadFrame and FrameLost as ``read``."""
         raise NotImplementedError(f"{type(self).__name__} does not lend its frames")
 
-    def give_back(self, token: object) -> None:
+    def give_back(self, token: object) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """A lent frame is no longer used."""
 
-    def lend_up_to(self, count: int) -> None:
+    def lend_up_to(self, count: int) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Called before ``open`` by a caller that takes lent frames: it holds at most ``count``
         at once (a source with a buffer pool sizes it so that it keeps grabbing)."""
 

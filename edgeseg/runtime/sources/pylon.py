@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from edgeseg.errors import SourceError
+from edgeseg.errors import SourceError, first_line
 from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource, as_frame
 
 GRAB_TIMEOUT_MS = 5000
@@ -71,7 +71,7 @@ class PylonSource(FrameSource):
         except SourceError:
             raise
         except Exception as e:  # a GenICam error: the camera is busy, gone or refuses the setting
-            raise SourceError(f"cannot open the camera ({str(e).splitlines()[0][:200]})", self.uri,
+            raise SourceError(f"cannot open the camera ({first_line(e)})", self.uri,
                               "close other programs using it (pylon Viewer) and check the settings") from None
         self.camera = camera
 
@@ -81,7 +81,7 @@ class PylonSource(FrameSource):
         try:
             result = self.camera.RetrieveResult(GRAB_TIMEOUT_MS, pylon.TimeoutHandling_Return)
         except Exception as e:
-            raise FrameLost(f"{self.uri}: {str(e).splitlines()[0][:200]}") from None
+            raise FrameLost(f"{self.uri}: {first_line(e)}") from None
         if result is None or not result.IsValid():
             raise FrameLost(f"{self.uri}: no frame within {GRAB_TIMEOUT_MS} ms")
         if not result.GrabSucceeded():
