@@ -81,3 +81,18 @@ def test_an_error_line_is_cut_at_a_word_without_terminal_colours():
     assert line.startswith("first word ") and line.endswith(" …") and len(line) <= 42
     assert set(line.removesuffix(" …").split()) == {"first", "word"}  # whole words only
     assert first_line(KeyError()) == "KeyError"
+
+
+def test_every_benchmark_run_has_a_run_record_and_is_in_the_index():
+    index = (ROOT / "docs" / "benchmarks.md").read_text()
+    results = ROOT / "benchmarks" / "results"
+    runs = sorted({path.parent for path in results.rglob("*.json") if "run" not in path.parent.parts[-1:]})
+    assert runs
+    for run in runs:
+        relative = run.relative_to(ROOT).as_posix()
+        assert (run / "run.json").is_file(), f"{relative} has no run.json"
+        assert f"../{relative}/run.json" in index, f"{relative} is not in docs/benchmarks.md"
+
+
+def test_the_readme_stays_a_front_page():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "check", None) is not None:  # checks that span several arguments, as usage errors
+        args.check(args)
     try:
         return int(args.run(args) or 0)
     except EdgesegError as e:

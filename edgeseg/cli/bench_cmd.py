@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edgeseg.cli.values import positive_float, positive_int
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -26,14 +28,14 @@ def add_parser(sub) -> None:
     p.add_argument("bundle")
     p.add_argument("--frames", help="take frames from this source (video, folder, glob, camera); default synthetic")
     p.add_argument("--size", type=_size, default=(1280, 1024), help="frame size WIDTHxHEIGHT (default 1280x1024)")
-    p.add_argument("--iterations", type=int, default=300, help="frames timed per mode (default 300)")
-    p.add_argument("--duration", type=float, help="seconds per mode, instead of --iterations")
+    p.add_argument("--iterations", type=positive_int, default=300, help="frames timed per mode (default 300)")
+    p.add_argument("--duration", type=positive_float, help="seconds per mode, instead of --iterations")
     p.add_argument("--warmup", type=int, default=30, help="frames run before timing (default 30)")
     p.add_argument("--mode", choices=("latency", "throughput", "both"), default="both")
-    p.add_argument("--requests", type=int, help="requests in flight in throughput mode (default 4)")
+    p.add_argument("--requests", type=positive_int, help="requests in flight in throughput mode (default 4)")
     p.add_argument("--rules", type=Path, help="rules file, as for edgeseg run")
     p.add_argument("--tile", action="store_true", help="tile mode instead of resizing frames")
-    p.add_argument("--threads", type=int, help="inference threads")
+    p.add_argument("--threads", type=positive_int, help="inference threads")
     p.add_argument("-o", "--out", type=Path, default=Path("bench"), help="folder for bench.json and bench.png")
     p.set_defaults(run=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgeseg.cli.values import positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("info", help="print what a bundle holds and how it was built",
@@ -22,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("bundle")
     p.add_argument("--data", required=True, help="labelled data set folder")
     p.add_argument("--split", default="val", help="split to use (default val)")
-    p.add_argument("--limit", type=int, default=500, help="frames at most (default 500)")
+    p.add_argument("--limit", type=positive_int, default=500, help="frames at most (default 500)")
     p.set_defaults(run=run_verify)
 
 
@@ -72,7 +74,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
     bundle = Bundle.read(args.bundle)
     spec, manifest = bundle.manifest["input"], bundle.manifest
-    frames = load_frames(args.data, spec["channels"], spec["height"], spec["width"], args.limit, split=args.split)
+    frames = load_frames(args.data, spec["channels"], spec["height"], spec["width"], args.limit, split=args.split,
+                         require_split=True)
     if frames.truth is None:
         raise DatasetError("verify needs ground truth masks", args.data, "give a data set folder with masks/")
     with open_engine(bundle) as engine:

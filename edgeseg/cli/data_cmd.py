@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgeseg.cli.values import positive_int
+
 
 def add_parser(sub) -> None:
     data = sub.add_parser("data", help="check a data set, or synthesize one")
@@ -19,8 +21,8 @@ def add_parser(sub) -> None:
                                 description="Textured surfaces (metal, ceramic, fabric) with pits, cracks, "
                                             "broken edges and uneven patches; deterministic by seed.")
     synth.add_argument("-o", "--out", required=True, help="folder to write")
-    synth.add_argument("--count", type=int, default=200, help="number of images (default 200)")
-    synth.add_argument("--size", type=int, default=256, help="typical image side in px (default 256)")
+    synth.add_argument("--count", type=positive_int, default=200, help="number of images (default 200)")
+    synth.add_argument("--size", type=positive_int, default=256, help="typical image side in px (default 256)")
     synth.add_argument("--color", action="store_true", help="colour images instead of grayscale")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=run_synth)

@@ -10,18 +10,21 @@ import argparse
 import time
 from pathlib import Path
 
+from edgeseg.cli.values import positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="synthesize data and a video, train briefly, export, compile, verify, stream "
                                     "(the built-in default)")
     p.add_argument("-o", "--out", default="edgeseg-demo", help="folder for everything (default edgeseg-demo)")
-    p.add_argument("--count", type=int, default=240, help="synthetic images (default 240)")
-    p.add_argument("--image-size", type=int, default=192, help="synthetic image side (default 192)")
-    p.add_argument("--input-size", type=int, default=128, help="model input side (default 128)")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
-    p.add_argument("--video-parts", type=int, default=12, help="parts passing in the inspection video (default 12)")
-    p.add_argument("--arch", default="unet")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=positive_int, default=240, help="synthetic images (default 240)")
+    p.add_argument("--image-size", type=positive_int, default=192, help="synthetic image side (default 192)")
+    p.add_argument("--input-size", type=positive_int, default=128, help="model input side (default 128)")
+    p.add_argument("--epochs", type=positive_int, default=15, help="training epochs (default 15)")
+    p.add_argument("--video-parts", type=positive_int, default=12,
+                   help="parts passing in the inspection video (default 12)")
+    p.add_argument("--arch", default="unet", help="architecture to train (default unet; edgeseg models lists them)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the data, the video and training (default 0)")
     p.set_defaults(run=run)
 
 

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import argparse
 
+from edgeseg.cli.values import positive_int
+from edgeseg.engines.accuracy import MIN_AGREEMENT
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX with pre/post-processing folded in",
                        description="The graph takes uint8 NHWC frames and returns a uint8 class mask and a "
                                    "confidence map. Parity with PyTorch is measured on real images and the "
-                                   "export fails below 99.9 %% pixel agreement.")
+                                   f"export fails below {100 * MIN_AGREEMENT['fp32']:g} % pixel agreement.")
     p.add_argument("checkpoint", help="best.pt from edgeseg train")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.add_argument("--data", help="labelled data set for parity (default: the one it was trained on)")
     p.add_argument("--split", default="val", help="split used for parity (default val)")
     p.add_argument("--input-order", choices=("bgr", "rgb", "gray"),
                    help="channel order of the camera's frames (default: the model's)")
-    p.add_argument("--height", type=int, help="input height (default: the training size)")
-    p.add_argument("--width", type=int, help="input width (default: the training size)")
-    p.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    p.add_argument("--height", type=positive_int, help="input height (default: the training size)")
+    p.add_argument("--width", type=positive_int, help="input width (default: the training size)")
+    p.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
     p.add_argument("--no-confidence", action="store_true", help="mask output only")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
-    p.add_argument("--parity-images", type=int, default=200,
+    p.add_argument("--parity-images", type=positive_int, default=200,
                    help="images used for parity, spread over the split (default 200)")
     p.set_defaults(run=run)
 

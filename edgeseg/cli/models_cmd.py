@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from edgeseg.cli.values import positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list the architectures with parameters and GFLOPs")
-    p.add_argument("--size", type=int, default=512, help="square input side for GFLOPs (default 512)")
-    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
-    p.add_argument("--classes", type=int, default=6)
+    p.add_argument("--size", type=positive_int, default=512, help="square input side for GFLOPs (default 512)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3),
+                   help="input channels for the counts: 1 (grayscale, default) or 3")
+    p.add_argument("--classes", type=positive_int, default=6, help="classes for the counts (default 6)")
     p.set_defaults(run=run)
 
 

@@ -1,6 +1,6 @@
-"""The README's command reference, made from the parser itself so it cannot drift from
-``--help``: ``python -m edgeseg.cli.reference README.md`` rewrites the part between the markers,
-and a test fails when the README is out of date."""
+"""The command reference (docs/cli.md), made from the parser itself so it cannot drift from
+``--help``: ``python -m edgeseg.cli.reference docs/cli.md`` rewrites the part between the markers,
+and a test fails when the page is out of date."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-START = "<!-- cli-reference:start: python -m edgeseg.cli.reference README.md writes this part -->"
+START = "<!-- cli-reference:start: python -m edgeseg.cli.reference docs/cli.md writes this part -->"
 END = "<!-- cli-reference:end -->"
 WIDTH = 100  # argparse wraps help at the terminal's width; the reference is made at a fixed one
 
@@ -42,13 +42,13 @@ def _commands(parser: argparse.ArgumentParser):
 
 
 def current(readme_text: str) -> str:
-    """The reference as the README has it now (between the markers)."""
+    """The reference as the page has it now (between the markers)."""
     start, end = readme_text.index(START) + len(START), readme_text.index(END)
     return readme_text[start:end].strip("\n")
 
 
 def write(readme: Path) -> bool:
-    """Rewrite the README's reference; True if it changed."""
+    """Rewrite the page's reference; True if it changed."""
     text = readme.read_text()
     if START not in text or END not in text:
         raise SystemExit(f"{readme}: no {START} ... {END} markers")
@@ -59,5 +59,5 @@ def write(readme: Path) -> bool:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/cli.md")
     print(f"{path}: {'updated' if write(path) else 'already up to date'}")

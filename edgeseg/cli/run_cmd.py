@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from edgeseg.cli.values import positive_float, positive_int, share
+
 SOURCES_HELP = ("a video file; a folder of images or a quoted glob ('dir/*.png'); usb:0 or /dev/video0; "
                 "rtsp://, http://, udp://, tcp:// streams; gst:PIPELINE or csi://0 (OpenCV with GStreamer); "
                 "pylon:// or pylon://SERIAL (Basler, needs the pylon extra)")
@@ -18,8 +20,9 @@ def add_parser(sub) -> None:
                        description="Streams frames from a source through the bundle's engine and judges each frame "
                                    "by the rules. With --out DIR it writes results.jsonl (one line per frame) and "
                                    "timing.json (per-stage p50/p90/p99/max). Ctrl-C or SIGTERM stops cleanly.")
-    p.add_argument("bundle")
-    p.add_argument("--source", required=True, help=SOURCES_HELP)
+    p.add_argument("bundle", help="bundle folder from edgeseg compile")
+    p.add_argument("source", nargs="?", help="where frames come from, as --source (either may be given)")
+    p.add_argument("--source", dest="source_flag", metavar="SOURCE", help=SOURCES_HELP)
     p.add_argument("--out", type=Path, help="folder for results.jsonl, timing.json and what the flags below add")
     p.add_argument("--rules", type=Path, help="pass/fail rules (YAML; default: any defect region fails)")
     p.add_argument("--mode", choices=("resize", "tile"), default="resize",
@@ -28,24 +31,34 @@ def add_parser(sub) -> None:
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (tile mode, default 32)")
     p.add_argument("--throughput", action="store_true",
                    help="keep several requests in flight (more fps, more latency)")
-    p.add_argument("--requests", type=int, help="requests in flight (throughput and tile mode, default 4)")
+    p.add_argument("--requests", type=positive_int, help="requests in flight (throughput and tile mode, default 4)")
     p.add_argument("--video", action="store_true", help="write overlay.mp4")
     p.add_argument("--masks", action="store_true", help="write masks/NNNNNNNN.png (class ids at frame size)")
     p.add_argument("--overlays", choices=("all", "failed"),
                    help="write overlays/NNNNNNNN.jpg for every or failed frame")
-    p.add_argument("--window", action="store_true", help="show the overlay in a window (needs OpenCV with a GUI)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of class colours (default 0.5)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--give-up-after", type=float,
+    p.add_argument("--window", "--show", action="store_true",
+                   help="show the overlay in a window (needs OpenCV with a GUI)")
+    p.add_argument("--alpha", type=share, default=0.5, help="overlay opacity of class colours (default 0.5)")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument("--give-up-after", type=positive_float,
                    help="end the run when a live source stays gone this many seconds (default: keep retrying)")
-    p.add_argument("--width", type=int, help="frame width to ask of a camera")
-    p.add_argument("--height", type=int, help="frame height to ask of a camera")
-    p.add_argument("--fps", type=float, help="frame rate to ask of a camera")
-    p.add_argument("--threads", type=int, help="inference threads (default: the bundle's setting)")
+    p.add_argument("--width", type=positive_int, help="frame width to ask of a camera")
+    p.add_argument("--height", type=positive_int, help="frame height to ask of a camera")
+    p.add_argument("--fps", type=positive_float, help="frame rate to ask of a camera")
+    p.add_argument("--threads", type=positive_int, help="inference threads (default: the bundle's setting)")
     p.add_argument("--hint", choices=("latency", "throughput"), help="OpenVINO performance hint")
-    p.add_argument("--streams", type=int, help="OpenVINO streams")
+    p.add_argument("--streams", type=positive_int, help="OpenVINO streams")
     p.add_argument("--quiet", action="store_true", help="no live status line")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=lambda args: _one_source(p, args))
+
+
+def _one_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The source, given as the second argument or as --source, once."""
+    if args.source and args.source_flag and args.source != args.source_flag:
+        parser.error(f"two sources given ({args.source} and --source {args.source_flag}): give one")
+    args.source = args.source or args.source_flag
+    if not args.source:
+        parser.error("give a source: edgeseg run BUNDLE SOURCE (or --source SOURCE)")
 
 
 def _engine_options(args: argparse.Namespace, backend: str) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgeseg.cli.values import positive_float, positive_int
+
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
 _OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay",
               "dropout", "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed",
@@ -18,13 +20,13 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
     p.add_argument("--config", help="YAML file of training settings (flags override it)")
     p.add_argument("--arch", help="unet (default), unet-lite or mobile-lraspp; see edgeseg models")
-    p.add_argument("--input-size", type=int, help="square input side: 256 (default) or 512")
-    p.add_argument("--crop-size", type=int, help="train on crops of this side at the model's scale "
+    p.add_argument("--input-size", type=positive_int, help="square input side: 256 (default) or 512")
+    p.add_argument("--crop-size", type=positive_int, help="train on crops of this side at the model's scale "
                                                  "(faster, denser in small defects; default: whole images)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: as the images are")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--dropout", type=float)
     p.add_argument("--loss", choices=("ce", "dice", "ce+dice"))
@@ -33,10 +35,10 @@ def add_parser(sub) -> None:
     p.add_argument("--defect-free-fraction", type=float, help="share of defect-free images per epoch")
     p.add_argument("--bf16", choices=("auto", "on", "off"), help="bfloat16 autocast on AMX CPUs")
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-minutes", type=float,
+    p.add_argument("--max-minutes", type=positive_float,
                    help="wall-time limit: no epoch starts that is expected to end past it with the "
                         "calibration after it")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=positive_int)
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit per-class score offsets on the train split and fold them into "
                         "the classifier (default: on)")

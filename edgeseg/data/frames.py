@@ -52,15 +52,20 @@ def is_dataset(folder: Path) -> bool:
 
 
 def load_frames(folder: str | Path, channels: int, height: int, width: int, limit: int,
-                split: str | None = None, with_masks: bool = True) -> FrameSet:
+                split: str | None = None, with_masks: bool = True, require_split: bool = False) -> FrameSet:
     """Frames from a data set folder (its ``split``, or every paired image) or from a plain folder
-    of images (no ground truth)."""
+    of images (no ground truth). With ``require_split`` a data set without that split is an error
+    instead of every image (training images included) being used."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError("folder not found", folder, "give a data set folder or a folder of images")
     if is_dataset(folder):
         layout = DatasetLayout.open(folder)
         stems, label = (layout.split_stems(split), split) if split else ([], "all")
+        if not stems and split and require_split:
+            have = sorted(layout.split_lists) or ["train", "val"]
+            raise DatasetError(f"the data set has no '{split}' split", folder,
+                               f"its splits are {', '.join(have)}: give --split one of them")
         if not stems:
             stems, label = layout.paired_stems, "all"
         if not stems:

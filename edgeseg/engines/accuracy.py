@@ -108,13 +108,24 @@ def measure(engine_masks: np.ndarray, reference_masks: np.ndarray, frames: Frame
     return AccuracyReport(len(frames), agreement, engine_iou, reference_iou, frames.source)
 
 
+def gate_rules() -> str:
+    """The gate in words, from the thresholds themselves (for help texts and docs)."""
+    return (f"fp32 >= {100 * MIN_AGREEMENT['fp32']:g} % pixel agreement, fp16 and bf16 >= "
+            f"{100 * MIN_AGREEMENT['fp16']:g} %, int8 loses at most {100 * MAX_INT8_MIOU_DROP:.1f} mIoU point "
+            f"(without masks: >= {100 * MIN_INT8_AGREEMENT_WITHOUT_TRUTH:g} % agreement)")
+
+
+def _change(drop: float) -> str:
+    return f"lost {100 * drop:.2f}" if drop >= 0 else f"gained {-100 * drop:.2f}"
+
+
 def gate(report: AccuracyReport, precision: str) -> tuple[bool, str]:
     """(passed, the rule in words) for a precision."""
     if precision == "int8":
         if report.miou_drop is not None:
             return (report.miou_drop <= MAX_INT8_MIOU_DROP + 1e-9,
                     f"int8 loses at most {100 * MAX_INT8_MIOU_DROP:.1f} mIoU point against the fp32 graph "
-                    f"(lost {100 * report.miou_drop:.2f})")
+                    f"({_change(report.miou_drop)})")
         return (report.pixel_agreement >= MIN_INT8_AGREEMENT_WITHOUT_TRUTH,
                 f"without ground truth, the int8 engine agrees with the fp32 graph on at least "
                 f"{100 * MIN_INT8_AGREEMENT_WITHOUT_TRUTH:.0f} % of pixels ({100 * report.pixel_agreement:.2f} %)")

@@ -145,8 +145,7 @@ class InOrderRequests(Engine):
     """Throughput mode for backends that start a request and wait for it: completion is
     collected in the caller's thread, oldest request first, when ``acquire`` needs a slot and in
     ``drain``. The backend's own threads never call back into Python, so they never wait for the
-    GIL while the caller pre- and post-processes frames (on OpenVINO 3 % more frames per second
-    on 2 cores than its AsyncInferQueue with a Python callback)."""
+    GIL while the caller pre- and post-processes frames (docs/decisions/0011-in-order-requests.md)."""
 
     def __init__(self, spec: IOSpec, requests: int = 1):
         super().__init__(spec, requests)

@@ -23,9 +23,8 @@ NAME = "openvino"
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 HINTS = ("latency", "throughput")
 DEFAULT_OPTIONS = {"device": "CPU", "hint": "latency", "threads": None, "streams": None}
-# Set explicitly: on CPUs with AMX, OpenVINO would otherwise run an fp32 graph in bf16.
-# int8 graphs run their layers kept in float (the classifier, layers accuracy control kept) in
-# bf16 where the CPU has it: measured at 256 px, 3.7 ms against 6.9 ms in f32, within the gate.
+# Set explicitly, never left to the CPU (docs/decisions/0002-openvino-inference-precision.md):
+# on AMX, OpenVINO would run an fp32 graph in bf16; int8 graphs' float layers are faster in bf16.
 _INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "bf16"}
 _CAPABILITY = {"f16": "FP16", "bf16": "BF16"}
 MODEL_FILES = ("model.xml", "model.bin")
@@ -55,8 +54,7 @@ def _options(base: dict, overrides: dict) -> dict:
 def inference_precision(precision: str, device: str) -> str:
     wanted = _INFERENCE_PRECISION[precision]
     if wanted == "f16" and device.upper().startswith("CPU"):
-        # Measured on a Xeon with AVX-512 FP16: f16 execution ran 1.6x slower than f32 (32 vs 20 ms
-        # at 256 px). On CPUs the fp16 graph runs in f32; bf16 and int8 are the fast CPU paths.
+        # f16 execution ran slower than f32 on CPUs (docs/decisions/0002): the fp16 graph runs in f32
         return "f32"
     capability = _CAPABILITY.get(wanted)
     if capability:

@@ -112,7 +112,7 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
                           fix="give --data DIR (a labelled data set) or --calib DIR")
     labelled = is_dataset(Path(source))
     val = load_frames(source, channels, height, width, opts.val_frames,
-                      split=opts.split if opts.data else "val", with_masks=labelled)
+                      split=opts.split if opts.data else "val", with_masks=labelled, require_split=bool(opts.data))
     return calib, val
 
 

@@ -2,9 +2,9 @@
 
 The exported graph ends in Softmax(axis=1) feeding ReduceMax (the confidence) and ArgMax (the
 mask). The same mask and the same top probability come from ArgMax(logits) and
-1 / ReduceSum(Exp(logits - ReduceMax(logits))). ONNX Runtime's CPU Softmax across channels cost
-4 ms of 21 at 256 px and this form 0.3 ms; OpenVINO runs the Softmax form faster (the other
-form cost its bf16 mode 2 ms), so only ONNX Runtime bundles get the rewrite.
+1 / ReduceSum(Exp(logits - ReduceMax(logits))). ONNX Runtime's CPU Softmax across channels is
+slow and OpenVINO's is fast, so only ONNX Runtime bundles get the rewrite
+(docs/decisions/0005-onnxruntime-head-rewrite.md).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import onnx
 import torch
 
 import edgeseg
+from edgeseg.engines.accuracy import MIN_AGREEMENT
 from edgeseg.errors import ConfigError, ExportError
 from edgeseg.export.deploy_graph import COLOR_ORDERS, DeployGraph
 from edgeseg.export.parity import ParityReport, measure_parity
@@ -25,7 +26,7 @@ from edgeseg.models import get_architecture
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 OPSET = 17
-MIN_FP32_AGREEMENT = 0.999
+MIN_FP32_AGREEMENT = MIN_AGREEMENT["fp32"]
 INPUT_NAME, MASK_NAME, CONFIDENCE_NAME = "frames", "mask", "confidence"
 
 

@@ -27,9 +27,7 @@ MIN_CALIBRATION_FRAMES = 300
 _HEAD_OPS = ("Softmax", "ReduceMax", "ArgMax")
 # "float-sums", the fallback when the standard recipe fails the gate, also keeps in float the
 # sums (residual shortcuts, summed classifiers), the decoder's resizes and concatenations, and the
-# first convolution, which reads the frame. unet-lite with residual blocks at 256 px: int8 lost
-# 3.1 mIoU points on val with the standard recipe and 0.77 with this one, for 4 % more latency
-# (12 % on the full U-Net, 2 % on mobile-lraspp).
+# first convolution, which reads the frame (docs/decisions/0003-int8-float-sums-recipe.md).
 INT8_RECIPES = ("standard", "float-sums")
 _FLOAT_SUMS_TYPES = ["Add", "Resize", "Concat"]
 

@@ -6,9 +6,9 @@ transposed convolutions, which export and quantize less cleanly.
 
 ``LiteUNet`` is the same network without the full-resolution level: a stride-2 stem, the same
 four levels below it, and the logits upsampled 2x at the end. On a CPU its training steps are
-3.6x faster (16 images of 256 px in bf16: 0.32 s against 1.15 s), because thin convolutions at
-full resolution are bound by memory, not arithmetic; the bottleneck sits at 1/32, so its
-receptive field spans a whole 256 px image.
+several times faster, because thin convolutions at full resolution are bound by memory, not
+arithmetic (docs/decisions/0006-unet-lite.md); the bottleneck sits at 1/32, so its receptive
+field spans a whole 256 px image.
 
 Two options make it learn faster per step, which is what 30 minutes on two cores allow:
 ``residual`` shortcuts around the convolution pairs, and ``coarse_classifier``, a second 1x1
@@ -33,8 +33,8 @@ class DoubleConv(nn.Sequential):
 
 
 class ResidualDoubleConv(nn.Module):
-    """The two convolutions with a shortcut around them (He et al., 2016): 8 % more per training
-    step, and the loss falls faster from the first epoch."""
+    """The two convolutions with a shortcut around them (He et al., 2016): a little more per
+    training step, and the loss falls faster from the first epoch (docs/decisions/0006)."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()

@@ -7,9 +7,8 @@ decoded is counted and skipped. Every frame carries its index and capture timest
 
 A source that lends its buffers (``FrameSource.lends``) is not copied from: a slot then holds the
 lent frame itself, given back to the source when the slot is next filled or the capture stops
-(so every lent buffer goes back from the capture thread). On a 2-core Xeon streaming 1280x1024
-frames into a 256 px model, the copy into the ring had cost 0.26-0.43 ms per frame, most of it
-the capture thread contending with inference for the cores.
+(so every lent buffer goes back from the capture thread): the copy contended with inference for
+the cores (docs/decisions/0001-capture-lends-frames.md).
 """
 
 from __future__ import annotations

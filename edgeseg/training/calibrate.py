@@ -52,8 +52,7 @@ def collect_logits(model, images, masks, mean, std, bf16: bool = False, stride: 
 
 
 def _miou(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
-    # metrics.confusion_matrix would first mask out unlabelled pixels, which collect_logits has
-    # already dropped; counting straight away is 3x cheaper
+    # metrics.confusion_matrix would mask out unlabelled pixels that collect_logits already dropped
     counts = np.bincount(labels.astype(np.int64) * num_classes + pred, minlength=num_classes * num_classes)
     return mean_iou(counts.reshape(num_classes, num_classes))
 
@@ -101,8 +100,7 @@ def fit_class_offsets(scores: np.ndarray, labels: np.ndarray, sweeps: int = 2,
 def calibration_seconds(eval_seconds: float, train_count: int, val_count: int) -> float:
     """How long ``calibrate_checkpoint`` will take, from one evaluation of the val split while
     training: a forward pass over the train images (as long per image as that evaluation), the
-    val split once more, and the fit, allowed for by 30 % more (magnetic-tile on a Cascade Lake
-    Xeon: 25 s for the pass over 905 images, 4 s for the fit, 6.6 s for 247 val images)."""
+    val split once more, and the fit, allowed for by 30 % more (docs/decisions/0010-calibration.md)."""
     return 1.3 * eval_seconds * (train_count + val_count) / max(1, val_count)
 
 

@@ -13,7 +13,8 @@ from edgeseg.training.dataset import to_tensor_batch
 def evaluate(model, images, masks, mean, std, num_classes: int, batch_size: int = 16,
              bf16: bool = False) -> np.ndarray:
     """Confusion matrix of the model (eval mode) on pre-resized validation samples; in fp32, or
-    under bfloat16 autocast (3.6x faster on AMX, for picking the best epoch while training)."""
+    under bfloat16 autocast (faster where native, for picking the best epoch while training;
+    docs/decisions/0009-training-numerics.md)."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), np.int64)
     for start in range(0, len(images), batch_size):

@@ -3,9 +3,8 @@
 Both are computed in one pass over the logits with the classes innermost (NHWC, a view of the
 channels-last logits the models produce in training), from one log-softmax: the label's
 probability is gathered rather than multiplied out of a one-hot mask, and the per-class sums are
-scatter-adds. On full-resolution logits (16x6x256x256) this loss is a quarter to a third of a
-`mobile-lraspp` training step when run op by op, so the trainer compiles it (``torch.compile``,
-fused into a few loops: 2x faster, the step 1.2x) where a C++ compiler is present.
+scatter-adds. Op by op it is a large share of a training step, so the trainer fuses it with
+``torch.compile`` where a C++ compiler is present (docs/decisions/0007-fused-loss.md).
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
     cores = os.cpu_count() or 1
     threads = cfg.threads or cores
     torch.set_num_threads(threads)
-    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions).
+    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008).
     make_ahead = prefetch if threads < cores else iter
     rng = _seed_everything(cfg.seed)
     out = Path(cfg.out)
@@ -229,7 +229,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
 
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
     model.set_class_prior(torch.from_numpy(log_class_prior(data.pixels)))
-    model = model.to(memory_format=torch.channels_last)  # NHWC: oneDNN's convolutions run faster on it
+    model = model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions (docs/decisions/0009)
     weights = class_weights(data.pixels, cfg.class_weights, cfg.max_class_weight)
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None,
                                  compiled=cfg.compile_loss)

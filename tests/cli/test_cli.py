@@ -91,3 +91,59 @@ def test_unwritable_output_is_one_line(tmp_path):
     result = edgeseg("data", "synth", "-o", blocker / "sub", "--count", "2")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(blocker) in result.stderr
+
+
+def _parse(*argv):
+    from edgeseg.cli import build_parser
+
+    args = build_parser().parse_args([str(a) for a in argv])
+    if getattr(args, "check", None) is not None:
+        args.check(args)
+    return args
+
+
+def test_run_takes_the_source_as_its_second_argument_or_as_a_flag_and_show_opens_the_window():
+    assert _parse("run", "bundle", "line.mp4").source == "line.mp4"
+    assert _parse("run", "bundle", "--source", "line.mp4").source == "line.mp4"
+    assert _parse("run", "bundle", "line.mp4", "--show").window is True
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (("run", "bundle"), "give a source"),
+    (("run", "bundle", "a.mp4", "--source", "b.mp4"), "two sources given"),
+    (("run", "bundle", "a.mp4", "--max-frames", "-1"), "--max-frames: must be at least 1, not -1"),
+    (("run", "bundle", "a.mp4", "--alpha", "5"), "--alpha: must be from 0 to 1, not 5"),
+    (("run", "bundle", "a.mp4", "--threads", "-2"), "--threads: must be at least 1, not -2"),
+    (("compile", "m.onnx", "-o", "b", "--calib-frames", "many"), "--calib-frames: must be a whole number, not 'many'"),
+])
+def test_impossible_values_are_usage_errors_before_any_file_is_read(argv, says, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        _parse(*argv)
+    assert stopped.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_help_texts_print_percent_signs_once_and_the_gate_from_its_constants():
+    from edgeseg.cli import build_parser
+    from edgeseg.engines.accuracy import MIN_AGREEMENT
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("compile", "export"):
+        text = commands[name].format_help()
+        assert "%%" not in text
+        assert f"{100 * MIN_AGREEMENT['fp32']:g} %" in " ".join(text.split())
+
+
+def test_every_flag_of_demo_and_models_says_what_it_does():
+    from edgeseg.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in ("demo", "models"):
+        silent = [a.dest for a in commands[name]._actions if a.help is None]
+        assert silent == [], f"{name}: {silent}"
+
+
+def test_verify_refuses_a_split_the_data_set_does_not_have(bundle_factory, synth_data):
+    result = edgeseg("verify", bundle_factory("onnxruntime", "fp32").path, "--data", synth_data, "--split", "test")
+    assert_clean_failure(result, "no 'test' split", "train, val")

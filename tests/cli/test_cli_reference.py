@@ -1,15 +1,15 @@
-"""The README's command reference is the parser's own --help, for every command."""
+"""The command reference (docs/cli.md) is the parser's own --help, for every command."""
 
 from pathlib import Path
 
 from edgeseg.cli.reference import current, render
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
-def test_the_readme_command_reference_matches_every_commands_help():
-    assert current(README.read_text()) == render(), (
-        "the README's command reference is out of date: run python -m edgeseg.cli.reference README.md")
+def test_the_command_reference_matches_every_commands_help():
+    assert current(REFERENCE.read_text()) == render(), (
+        "docs/cli.md is out of date: run python -m edgeseg.cli.reference docs/cli.md")
 
 
 def test_the_reference_covers_every_command_and_subcommand():

@@ -266,3 +266,11 @@ def test_tensorrt_profile_spans_the_trained_size():
     assert opt == (1, 256, 256, 1)
     assert low == (1, 64, 64, 1) and high == (8, 512, 512, 1)
     assert all(d % 32 == 0 for shape in (low, high) for d in shape[1:3])
+
+
+def test_an_int8_gain_is_reported_as_a_gain_not_a_negative_loss():
+    from edgeseg.engines.accuracy import AccuracyReport, gate
+
+    better = AccuracyReport(10, 0.99, {"miou": 0.5016}, {"miou": 0.5}, "val")
+    passed, rule = gate(better, "int8")
+    assert passed and "gained 0.16" in rule and "lost -" not in rule
