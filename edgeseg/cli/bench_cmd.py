@@ -6,7 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from edgeseg.cli.engine_flags import add_engine_flags, engine_options
 from edgeseg.cli.values import positive_float, positive_int
+
+ENGINE_FLAGS = ("threads", "hint", "streams", "cuda_graph")  # what a bundle lets a run override
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -35,8 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--requests", type=positive_int, help="requests in flight in throughput mode (default 4)")
     p.add_argument("--rules", type=Path, help="rules file, as for edgeseg run")
     p.add_argument("--tile", action="store_true", help="tile mode instead of resizing frames")
-    p.add_argument("--threads", type=positive_int, help="inference threads")
     p.add_argument("-o", "--out", type=Path, default=Path("bench"), help="folder for bench.json and bench.png")
+    add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run)
 
 
@@ -44,9 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.runtime.bench import MODES, BenchOptions, plot, render, run_bench
 
     modes = MODES if args.mode == "both" else (args.mode,)
-    opts = BenchOptions(Path(args.bundle), args.frames, args.size[0], args.size[1], args.iterations, args.duration,
-                        args.warmup, modes, args.requests, args.rules, args.tile,
-                        {"threads": args.threads} if args.threads else {})
+    from edgeseg.engines import Bundle
+
+    backend = Bundle.read(args.bundle).backend
+    opts = BenchOptions(Path(args.bundle), frames=args.frames, width=args.size[0], height=args.size[1],
+                        iterations=args.iterations, duration=args.duration, warmup=args.warmup, modes=modes,
+                        requests=args.requests, rules=args.rules, tile=args.tile,
+                        engine_options=engine_options(args, backend, ENGINE_FLAGS))
     result = run_bench(opts)
     print(render(result))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from edgeseg.cli.compile_cmd import print_accuracy
     from edgeseg.data.frames import load_frames
     from edgeseg.engines import open_engine
-    from edgeseg.engines.accuracy import ReferenceRunner, gate, measure, run_frames
+    from edgeseg.engines.accuracy import ReferenceEngine, gate, measure, run_frames
     from edgeseg.engines.bundle import Bundle
     from edgeseg.errors import DatasetError
 
@@ -80,9 +80,9 @@ def run_verify(args: argparse.Namespace) -> int:
         raise DatasetError("verify needs ground truth masks", args.data, "give a data set folder with masks/")
     with open_engine(bundle) as engine:
         engine_masks = run_frames(engine, frames.frames, True, "engine")
-    reference = ReferenceRunner(bundle.file(manifest["source"]["reference"]))
-    report = measure(engine_masks, reference.masks(frames.frames, True), frames,
-                     [c["name"] for c in manifest["classes"]])
+    with ReferenceEngine(bundle.file(manifest["source"]["reference"]), frames.frames.shape[1:]) as reference:
+        reference_masks = run_frames(reference, frames.frames, True, "fp32 reference")
+    report = measure(engine_masks, reference_masks, frames, [c["name"] for c in manifest["classes"]])
     print(f"{manifest['backend']} {manifest['precision']} bundle {bundle.path}")
     print(f"  {'class':<16}{'engine IoU':>12}{'fp32 IoU':>12}")
     for name, value in report.engine["per_class_iou"].items():

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from edgeseg.cli.engine_flags import add_engine_flags, engine_options
 from edgeseg.cli.values import positive_int
 from edgeseg.engines import BACKENDS, PRECISIONS
 from edgeseg.engines.accuracy import gate_rules
 
-# Which flags each backend takes (a backend refuses options it does not know).
-_BACKEND_FLAGS = {"openvino": ("device", "hint", "threads", "streams"), "onnxruntime": ("threads",),
-                  "tensorrt": ("workspace_mb", "cuda_graph")}
+ENGINE_FLAGS = ("device", "hint", "threads", "streams", "workspace_mb", "cuda_graph")
 
 
 def add_parser(sub) -> None:
@@ -36,13 +35,7 @@ def add_parser(sub) -> None:
                    help="int8: measure mIoU on the labelled --calib set and keep in float the layers whose "
                         "quantization costs the most, until within 0.7 points (minutes, not seconds)")
     p.add_argument("--force", action="store_true", help="write the bundle even below the gate (recorded in it)")
-    p.add_argument("--device", help="OpenVINO device (default CPU)")
-    p.add_argument("--hint", choices=("latency", "throughput"), help="OpenVINO performance hint (default latency)")
-    p.add_argument("--threads", type=positive_int, help="inference threads (default: the backend's choice)")
-    p.add_argument("--streams", type=positive_int, help="OpenVINO streams (default: from the hint)")
-    p.add_argument("--workspace-mb", type=positive_int, help="TensorRT builder workspace (default 1024)")
-    p.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_const", const=False,
-                   help="TensorRT: launch each frame without a captured CUDA graph")
+    add_engine_flags(p, ENGINE_FLAGS, for_bundle=False)
     p.set_defaults(run=run)
 
 
@@ -64,8 +57,7 @@ def apply_profile(args: argparse.Namespace) -> dict:
 
 
 def backend_options(args: argparse.Namespace, from_profile: dict | None = None) -> dict:
-    flags = {k: getattr(args, k) for k in _BACKEND_FLAGS[args.backend] if getattr(args, k, None) is not None}
-    return {**(from_profile or {}), **flags}
+    return {**(from_profile or {}), **engine_options(args, args.backend, ENGINE_FLAGS)}
 
 
 def print_accuracy(report, heading: str) -> None:

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
                                 description="Textured surfaces (metal, ceramic, fabric) with pits, cracks, "
                                             "broken edges and uneven patches; deterministic by seed.")
     synth.add_argument("-o", "--out", required=True, help="folder to write")
-    synth.add_argument("--count", type=positive_int, default=200, help="number of images (default 200)")
+    synth.add_argument("--count", type=int, default=200, help="number of images, at least 2 (default 200)")
     synth.add_argument("--size", type=positive_int, default=256, help="typical image side in px (default 256)")
     synth.add_argument("--color", action="store_true", help="colour images instead of grayscale")
     synth.add_argument("--seed", type=int, default=0)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from edgeseg.cli.values import positive_int
+from edgeseg.cpu import native_bf16
 
 
 def add_parser(sub) -> None:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     exported = export_onnx(ExportOptions(checkpoint=str(result.best_checkpoint), output=str(out / "model.onnx")))
     print("[4/6] verifying the ONNX graph against PyTorch on the validation images")
     print_parity(exported.parity)
-    precision = "bf16" if _cpu_runs_bf16() else "fp32"
+    precision = "bf16" if native_bf16() else "fp32"
     print(f"[5/6] compiling for OpenVINO at {precision} and proving the bundle against the fp32 graph")
     bundle = compile_bundle(CompileOptions(str(exported.path), str(out / f"bundle-openvino-{precision}"),
                                            backend="openvino", precision=precision, data=str(data)))
@@ -65,11 +66,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  passed: {bundle.rule}")
     print(f"[6/6] streaming {video.name} through the bundle: regions, verdicts, overlay video, timings")
     stream = out / "stream"
-    session = InspectionSession(RunOptions(bundle.path, str(video), stream, video=True, overlays="failed"))
-    try:
+    with InspectionSession(RunOptions(bundle.path, str(video), out=stream, video=True, overlays="failed")) as session:
         summary = session.run()
-    finally:
-        session.close()
     print(f"  {summary.frames} frames, {summary.frames - summary.failed} passed, {summary.failed} failed, "
           f"{summary.fps:.0f} fps")
     print("  " + session.loop.times.table().replace("\n", "\n  "))
@@ -86,7 +84,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cpu_runs_bf16() -> bool:
-    import openvino as ov
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")

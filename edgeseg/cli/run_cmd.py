@@ -8,8 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
+from edgeseg.cli.engine_flags import add_engine_flags, engine_options
 from edgeseg.cli.values import positive_float, positive_int, share
 
+ENGINE_FLAGS = ("threads", "hint", "streams", "cuda_graph")  # what a bundle lets a run override
 SOURCES_HELP = ("a video file; a folder of images or a quoted glob ('dir/*.png'); usb:0 or /dev/video0; "
                 "rtsp://, http://, udp://, tcp:// streams; gst:PIPELINE or csi://0 (OpenCV with GStreamer); "
                 "pylon:// or pylon://SERIAL (Basler, needs the pylon extra)")
@@ -45,10 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=positive_int, help="frame width to ask of a camera")
     p.add_argument("--height", type=positive_int, help="frame height to ask of a camera")
     p.add_argument("--fps", type=positive_float, help="frame rate to ask of a camera")
-    p.add_argument("--threads", type=positive_int, help="inference threads (default: the bundle's setting)")
-    p.add_argument("--hint", choices=("latency", "throughput"), help="OpenVINO performance hint")
-    p.add_argument("--streams", type=positive_int, help="OpenVINO streams")
     p.add_argument("--quiet", action="store_true", help="no live status line")
+    add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run, check=lambda args: _one_source(p, args))
 
 
@@ -61,26 +61,18 @@ def _one_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("give a source: edgeseg run BUNDLE SOURCE (or --source SOURCE)")
 
 
-def _engine_options(args: argparse.Namespace, backend: str) -> dict:
-    options = {"threads": args.threads}
-    if backend == "openvino":
-        options.update(hint=args.hint, streams=args.streams)
-    elif args.hint or args.streams:
-        print(f"edgeseg: note: --hint and --streams are OpenVINO settings; {backend} ignores them", file=sys.stderr)
-    return {k: v for k, v in options.items() if v is not None}
-
-
 def run(args: argparse.Namespace) -> int:
     from edgeseg.engines import Bundle
     from edgeseg.runtime.session import InspectionSession, RunOptions
 
     logging.basicConfig(level=logging.WARNING, format="edgeseg: %(message)s")
     backend = Bundle.read(args.bundle).backend
-    opts = RunOptions(Path(args.bundle), args.source, args.out, args.rules, args.mode, args.overlap, args.throughput,
-                      args.requests, args.video, args.masks, args.overlays, args.window, args.alpha, args.max_frames,
-                      args.give_up_after, {k: v for k, v in (("width", args.width), ("height", args.height),
-                                                            ("fps", args.fps)) if v},
-                      _engine_options(args, backend), status=not args.quiet)
+    camera = {k: v for k, v in (("width", args.width), ("height", args.height), ("fps", args.fps)) if v}
+    opts = RunOptions(Path(args.bundle), args.source, out=args.out, rules=args.rules, mode=args.mode,
+                      overlap=args.overlap, throughput=args.throughput, requests=args.requests, video=args.video,
+                      masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
+                      max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
+                      engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)
     session = InspectionSession(opts)
     signals_seen = []
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
+from edgeseg.engines.backend import Backend
 from edgeseg.engines.base import Engine, IOSpec
 from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError
@@ -20,11 +21,18 @@ BACKENDS = {
 }
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
+if TYPE_CHECKING:  # mypy holds every backend module to the Backend protocol
+    from edgeseg.engines import onnxruntime_engine, openvino_engine, tensorrt_engine
 
-def backend_module(name: str) -> ModuleType:
+    _OPENVINO: Backend = openvino_engine
+    _ONNXRUNTIME: Backend = onnxruntime_engine
+    _TENSORRT: Backend = tensorrt_engine
+
+
+def backend_module(name: str) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend '{name}'", fix=f"choose one of {', '.join(BACKENDS)}")
-    return importlib.import_module(BACKENDS[name])
+    return cast(Backend, importlib.import_module(BACKENDS[name]))
 
 
 def open_engine(path: str | Path | Bundle, requests: int = 1, batch: int | None = None, height: int | None = None,
@@ -40,4 +48,4 @@ def open_engine(path: str | Path | Bundle, requests: int = 1, batch: int | None 
     return module.load(bundle, spec, requests, **options)
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "Bundle", "Engine", "IOSpec", "backend_module", "open_engine"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "Bundle", "Engine", "IOSpec", "backend_module", "open_engine"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.data.frames import FrameSet
-from edgeseg.engines.base import Engine
+from edgeseg.engines.base import Engine, InOrderRequests, IOSpec
 from edgeseg.errors import EngineError
 from edgeseg.metrics import confusion_matrix, iou_report
 from edgeseg.progress import progress
@@ -35,46 +35,52 @@ def run_frames(engine: Engine, frames: np.ndarray, show_progress: bool = False, 
     return masks
 
 
-class ReferenceRunner:
-    """The fp32 graph as exported (already proven against PyTorch at export), on the CPU: ONNX
-    Runtime where installed, else OpenVINO held to fp32."""
+class ReferenceEngine(InOrderRequests):
+    """The fp32 graph as exported (already proven against PyTorch at export), as an Engine like
+    any other, so the gate runs it and the candidate the same way: ONNX Runtime on the CPU where
+    installed, else OpenVINO held to fp32. One request, run in the caller's thread."""
 
-    def __init__(self, graph: Path):
+    def __init__(self, graph: Path, frame_shape: tuple[int, ...]):
+        """``frame_shape``: (height, width, channels) of the frames it will be given."""
         self.graph = Path(graph)
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            ort = None
-        if ort is not None:
-            session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            shape = session.get_inputs()[0].shape
-            self._run = lambda x: session.run(["mask"], {name: x})[0]
-            self.runtime = f"onnxruntime {ort.__version__}"
-        else:
-            try:
-                import openvino as ov
-            except ImportError:
-                raise EngineError("no runtime for the fp32 reference", graph,
-                                  "install onnxruntime or openvino to compare against it") from None
-            compiled = ov.Core().compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-            shape = list(compiled.inputs[0].get_partial_shape())
-            shape = [d.get_length() if d.is_static else None for d in shape]
-            request = compiled.create_infer_request()
-            self._run = lambda x: request.infer({0: x})[compiled.output("mask")]
-            self.runtime = f"openvino {ov.get_version().split('-')[0]}"
-        self.batch = shape[0] if isinstance(shape[0], int) else None
+        run, shape, self.runtime = _reference_runtime(self.graph)
+        batch = shape[0] if isinstance(shape[0], int) else 1
+        height, width, channels = frame_shape
+        spec = IOSpec("frames", batch, height, width, channels, "", "mask", None, False)
+        super().__init__(spec, 1)
+        self.backend = self.runtime.split()[0]
+        self._run = run
 
-    def masks(self, frames: np.ndarray, show_progress: bool = False) -> np.ndarray:
-        batch = self.batch or 1
-        out = np.empty(frames.shape[:3], np.uint8)
-        for start in progress(range(0, len(frames), batch), desc="fp32 reference", unit="batch",
-                              disable=not show_progress, leave=False):
-            chunk = frames[start:start + batch]
-            if len(chunk) < batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), 0)])
-            out[start:start + batch] = self._run(np.ascontiguousarray(chunk))[:len(out) - start]
-        return out
+    def infer(self, request: int = 0) -> None:
+        self.masks[request][...] = self._run(self.inputs[request])
+
+    def _start(self, request: int) -> None:
+        self.infer(request)
+
+    def _wait(self, request: int) -> None:
+        """Done already: the reference runs synchronously in ``_start``."""
+
+
+def _reference_runtime(graph: Path):
+    """(run(frames) -> masks, input shape, "runtime version") for the fp32 graph."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
+        return (lambda x: session.run(["mask"], {name: x})[0]), shape, f"onnxruntime {ort.__version__}"
+    try:
+        import openvino as ov
+    except ImportError:
+        raise EngineError("no runtime for the fp32 reference", graph,
+                          "install onnxruntime or openvino to compare against it") from None
+    compiled = ov.Core().compile_model(str(graph), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    shape = [d.get_length() if d.is_static else None for d in compiled.inputs[0].get_partial_shape()]
+    request = compiled.create_infer_request()
+    version = f"openvino {ov.get_version().split('-')[0]}"
+    return (lambda x: request.infer({0: x})[compiled.output("mask")]), shape, version
 
 
 @dataclass

@@ -13,8 +13,10 @@ from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError, first_line
 
 NAME = "onnxruntime"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 DEFAULT_OPTIONS = {"provider": "CPUExecutionProvider", "threads": None}
+# compile gives this backend the confidence head without a Softmax across channels (export/head.py)
+SOFTMAX_FREE_HEAD = True
 MODEL_FILE = "model.onnx"
 
 
@@ -53,20 +55,15 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
     if precision not in PRECISIONS:
         raise ConfigError(f"ONNX Runtime does not take precision {precision}",
                           fix=f"choose one of {', '.join(PRECISIONS)} (bf16 is an OpenVINO CPU mode)")
-    import onnx  # build side only: compile runs where the build extra is installed
-
-    from edgeseg.export.head import confidence_without_softmax
-
     ort = _ort()
     options = _options({}, options)
-    rewritten, _ = confidence_without_softmax(onnx.load(str(graph)))
     so = _session_options(options["threads"])
     # Extended, not all: layout transforms (NCHWc) are specific to the build machine's CPU and
     # are applied again at load.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     so.optimized_model_filepath = str(out / MODEL_FILE)
     try:
-        ort.InferenceSession(rewritten.SerializeToString(), so, providers=[options["provider"]])
+        ort.InferenceSession(str(graph), so, providers=[options["provider"]])
     except Exception as e:
         raise EngineError(f"ONNX Runtime cannot load the graph ({first_line(e)})", graph) from None
     return {"files": [MODEL_FILE], "options": options}
@@ -134,7 +131,9 @@ class OnnxRuntimeEngine(Engine):
                 return
             try:
                 self.session.run_with_iobinding(self._bindings[slot], self._run_options)
-                self._on_done[slot](slot)
+                done = self._on_done[slot]
+                if done is not None:
+                    done(slot)
             except BaseException as e:  # raised again in the submitting thread
                 self._error = self._error or e
             with self._settled:

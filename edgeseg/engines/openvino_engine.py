@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgeseg.cpu import native_bf16
 from edgeseg.engines.base import InOrderRequests, IOSpec, merge_options, require_module
 from edgeseg.engines.bundle import CACHE_DIR, Bundle
 from edgeseg.errors import ConfigError, EngineError, first_line
 
 NAME = "openvino"
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 HINTS = ("latency", "throughput")
 DEFAULT_OPTIONS = {"device": "CPU", "hint": "latency", "threads": None, "streams": None}
 # Set explicitly, never left to the CPU (docs/decisions/0002-openvino-inference-precision.md):
@@ -57,14 +58,18 @@ def inference_precision(precision: str, device: str) -> str:
         # f16 execution ran slower than f32 on CPUs (docs/decisions/0002): the fp16 graph runs in f32
         return "f32"
     capability = _CAPABILITY.get(wanted)
-    if capability:
-        capabilities = _ov().Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
-        if capability not in capabilities:
-            if precision == "bf16":
-                raise EngineError(f"{device} cannot run bf16 (it lists {', '.join(capabilities)})",
-                                  fix="use --precision int8 or fp32 on this machine")
-            return "f32"  # the graph still runs, its float layers computed in f32
+    if capability and not _device_runs(device, capability):
+        if precision == "bf16":
+            raise EngineError(f"{device} cannot run bf16 natively (it needs AMX or AVX-512 BF16)",
+                              fix="use --precision int8 or fp32 on this machine")
+        return "f32"  # the graph still runs, its float layers computed in f32
     return wanted
+
+
+def _device_runs(device: str, capability: str) -> bool:
+    if device.upper() == "CPU" and capability == "BF16":
+        return native_bf16()  # one answer for training, the demo and this engine (edgeseg/cpu.py)
+    return capability in _ov().Core().get_property(device, "OPTIMIZATION_CAPABILITIES")
 
 
 def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dict | None = None) -> dict:

@@ -25,7 +25,7 @@ from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError
 
 NAME = "tensorrt"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 DEFAULT_OPTIONS = {"workspace_mb": 1024, "cuda_graph": True, "max_scale": 2.0}
 PLAN_FILE, TIMING_CACHE_FILE = "model.plan", "timing.cache"
 
@@ -67,6 +67,10 @@ def gpu_fingerprint() -> dict:
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
     return {"cuda_runtime": _check(cudart.cudaRuntimeGetVersion()), "gpu": name.strip("\x00 "),
             "compute_capability": f"{props.major}.{props.minor}"}
+
+
+def version() -> str:
+    return str(_trt().__version__)
 
 
 def fingerprint(engine_info: dict) -> dict:
@@ -152,7 +156,7 @@ class TensorRtEngine(InOrderRequests):
                               f"rebuild the bundle on this machine with edgeseg compile --backend {NAME}")
         cudart = self._cudart
         self._slots: list[_Slot] = []
-        names = [(spec.input_name, self.inputs), (spec.mask_name, self.masks)]
+        names: list[tuple[str, list]] = [(spec.input_name, self.inputs), (spec.mask_name, self.masks)]
         if spec.confidence_name:
             names.append((spec.confidence_name, self.confidences))
         for i in range(requests):

@@ -26,9 +26,10 @@ import onnx
 import edgeseg
 from edgeseg.data.frames import FrameSet, is_dataset, load_frames
 from edgeseg.engines import PRECISIONS, backend_module, open_engine
-from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, measure, run_frames
+from edgeseg.engines.accuracy import AccuracyReport, ReferenceEngine, gate, measure, run_frames
 from edgeseg.engines.bundle import MANIFEST, sha256_file, write_manifest
 from edgeseg.errors import BundleError, ConfigError, ExportError, first_line
+from edgeseg.export.head import confidence_without_softmax
 from edgeseg.export.precision import INT8_RECIPES, MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
 
 REFERENCE_FILE = "reference.onnx"
@@ -131,6 +132,9 @@ def _build_and_prove(opts: CompileOptions, module, model: onnx.ModelProto, meta:
                   str(graph_path))
     else:
         shutil.copyfile(opts.onnx, graph_path)
+    if getattr(module, "SOFTMAX_FREE_HEAD", False):  # docs/decisions/0005-onnxruntime-head-rewrite.md
+        rewritten, _ = confidence_without_softmax(onnx.load(str(graph_path)))
+        onnx.save(rewritten, str(graph_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         engine_info = module.build(graph_path, work, opts.precision, dict(opts.options), spec)
@@ -180,7 +184,8 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
     try:
         shutil.copyfile(source, work / REFERENCE_FILE)
         # the fp32 reference's masks are the same for every recipe tried
-        reference_masks = ReferenceRunner(work / REFERENCE_FILE).masks(val.frames, show_progress)
+        with ReferenceEngine(work / REFERENCE_FILE, val.frames.shape[1:]) as reference:
+            reference_masks = run_frames(reference, val.frames, show_progress, "fp32 reference")
 
         def build(recipe: str | None) -> tuple[dict, AccuracyReport]:
             return _build_and_prove(opts, module, model, meta, calib, val, reference_masks, work, recipe,

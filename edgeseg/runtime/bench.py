@@ -7,7 +7,7 @@ from __future__ import annotations
 import platform
 import resource
 import time
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +27,7 @@ MODES = ("latency", "throughput")
 @dataclass
 class BenchOptions:
     bundle: Path
+    _: KW_ONLY  # the rest by name
     frames: str | None = None  # a source URI to take frames from; default: synthetic inspection images
     width: int = 1280
     height: int = 1024
@@ -91,7 +92,7 @@ def _measure(session: InspectionSession, opts: BenchOptions, label: str, show_pr
         loop.on_frame = None
     frames = loop.frames - first
     return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2),
-            "requests": session.engine.requests, "timing_ms": loop.times.summary(),
+            "requests": loop.engine.requests, "timing_ms": loop.times.summary(),
             "end_to_end_ms": [round(v * 1e3, 4) for v in loop.times.recent("end_to_end")]}
 
 
@@ -112,14 +113,11 @@ def run_bench(opts: BenchOptions, show_progress: bool = True) -> dict:
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine()}
     for mode in opts.modes:
         throughput = mode == "throughput" and not opts.tile
-        session = InspectionSession(RunOptions(
-            opts.bundle, MemorySource(frames, color_order=color_order), rules=opts.rules,
-            mode="tile" if opts.tile else "resize", throughput=throughput, requests=opts.requests,
-            engine_options=dict(opts.engine_options), status=False))
-        try:
+        with InspectionSession(RunOptions(
+                opts.bundle, MemorySource(frames, color_order=color_order), rules=opts.rules,
+                mode="tile" if opts.tile else "resize", throughput=throughput, requests=opts.requests,
+                engine_options=dict(opts.engine_options), status=False)) as session:
             result[mode] = _measure(session, opts, mode, show_progress)
-        finally:
-            session.close()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return result
 

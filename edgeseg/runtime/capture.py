@@ -80,7 +80,7 @@ class Capture:
             self.source.close()
             raise SourceError("the source gave no usable frame", self.source.uri if "://" not in self.source.uri
                               else None, "check that it holds images or video")
-        if self.lending:  # a slot holding no lent frame shows one placeholder of the stream's shape
+        if isinstance(first, tuple):  # lent: a slot holding no lent frame shows one placeholder
             self._placeholder = np.empty_like(first[0])
             self.frames = [self._placeholder] * self.slot_count
             self.frames[0], self._lent[0] = first
@@ -120,6 +120,7 @@ class Capture:
     def _return_lent(self, slot: int) -> None:
         token = self._lent[slot]
         if token is not _NOT_LENT:
+            assert self._placeholder is not None  # made when the first lent frame arrived
             self.frames[slot], self._lent[slot] = self._placeholder, _NOT_LENT
             self.source.give_back(token)
 

@@ -84,40 +84,66 @@ class StatusLine:
 
 
 class InspectionLoop:
+    """The steps every mode shares: take a frame from the ring, process it, inspect the mask,
+    write the sinks, time each stage. ``make_loop`` picks the mode's subclass once."""
+
     def __init__(self, engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],
-                 sinks: list[Sink] | None = None, tiles: TileGrid | None = None, throughput: bool = False,
-                 source_order: str = "bgr", status: StatusLine | None = None):
-        if tiles is not None and throughput:
-            raise ValueError("tile mode already keeps the requests busy; it runs without throughput mode")
+                 sinks: list[Sink] | None = None, tiles: TileGrid | None = None, source_order: str = "bgr",
+                 status: StatusLine | None = None):
         self.engine, self.capture, self.rules, self.tiles = engine, capture, rules, tiles
-        self.sinks = sinks or []
-        self.throughput = throughput
+        self.sinks: list[Sink] = sinks if sinks is not None else []  # the caller's list: sinks added later count
         self.status = status
         self.on_frame: Callable[[], None] | None = None  # called after each frame's results are written
         frame_shape = capture.frame_shape
         self.pre = Preprocessor(engine, frame_shape, source_order)
-        self.post = Postprocessor(engine, frame_shape[:2], rules, class_names, tiles)
+        self.post = Postprocessor(engine, (frame_shape[0], frame_shape[1]), rules, class_names, tiles)
         self.times = StageTimes()
         self.frames = self.failed = 0
         self._t = np.zeros(len(STAGES), np.float64)
         self._stop = threading.Event()
-        if tiles is not None:  # per ring slot and tile, the crop view, made once
-            self._crops = [[frame[tiles.crop(t)] for t in tiles.tiles] for frame in capture.frames]
-            self._tile_of = [0] * engine.requests
-        if throughput:
-            r = engine.requests
-            self._done = [threading.Event() for _ in range(r)]
-            self._pending = [False] * r
-            self._slot_of = [0] * r
-            self._started = np.zeros((r, 4), np.float64)  # take, taken, preprocess, submitted (perf_counter)
-            self._finished_at = np.zeros(r, np.float64)
-            self._in_flight: collections.deque[int] = collections.deque()
+
+    throughput = False
 
     def stop(self) -> None:
-        """Ask the loop to stop after the frame at hand (safe from a signal handler)."""
+        """Ask the loop to stop after the frame at hand (safe from a signal handler). The request
+        ends the run it stops, or the next one if none is running; a later run goes on."""
         self._stop.set()
 
-    # --- shared steps -------------------------------------------------------------------------
+    def run(self, max_frames: int | None = None) -> RunSummary:
+        started = time.perf_counter()
+        ended_by = "end of source"
+        try:
+            while (reason := self._should_stop(max_frames)) is None:
+                if not self._one_frame():
+                    break
+            else:
+                ended_by = reason
+        finally:
+            self._stop.clear()
+            self._finish_in_flight()  # every frame already submitted gets its results written
+            for sink in self.sinks:
+                sink.close()
+            if self.status is not None:
+                self.status.close()
+        capture = self.capture
+        return RunSummary(self.frames, self.failed, capture.dropped, capture.bad, capture.reconnects,
+                          time.perf_counter() - started, ended_by, self.times.summary())
+
+    def _one_frame(self) -> bool:
+        start = time.perf_counter()
+        slot = self.capture.take()
+        if slot is None:
+            return False
+        taken = time.perf_counter()
+        self._t[_WAIT] = taken - start
+        self._process(slot, start, taken)
+        return True
+
+    def _process(self, slot: int, start: float, taken: float) -> None:
+        raise NotImplementedError
+
+    def _finish_in_flight(self) -> None:
+        """Write the results of frames still in flight (only throughput mode has any)."""
 
     def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool) -> None:
         """Inspect ``post.mask``, write to the sinks, record the times; frees the ring slot."""
@@ -150,51 +176,33 @@ class InspectionLoop:
             return "sink"
         return None
 
-    # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, max_frames: int | None = None) -> RunSummary:
-        started = time.perf_counter()
-        ended_by = "end of source"
-        try:
-            while (reason := self._should_stop(max_frames)) is None:
-                if not self._one_frame():
-                    break
-            else:
-                ended_by = reason
-        finally:
-            if self.throughput:
-                self._finish_in_flight()  # every frame already submitted gets its results written
-            for sink in self.sinks:
-                sink.close()
-            if self.status is not None:
-                self.status.close()
-        capture = self.capture
-        return RunSummary(self.frames, self.failed, capture.dropped, capture.bad, capture.reconnects,
-                          time.perf_counter() - started, ended_by, self.times.summary())
+class LatencyLoop(InspectionLoop):
+    """One request: each frame is resized into the engine, inferred and inspected in turn."""
 
-    def _one_frame(self) -> bool:
+    def _process(self, slot: int, start: float, taken: float) -> None:
         t = self._t
-        start = time.perf_counter()
-        slot = self.capture.take()
-        if slot is None:
-            return False
-        taken = time.perf_counter()
-        t[_WAIT] = taken - start
-        if self.throughput:
-            self._submit(slot, start, taken)
-        elif self.tiles is not None:
-            self._tiled(slot, taken)
-        else:
-            self.pre(self.capture.frames[slot])
-            inferred_from = time.perf_counter()
-            t[_PRE] = inferred_from - taken
-            self.engine.infer()
-            post_start = time.perf_counter()
-            t[_INFER] = post_start - inferred_from
-            self._deliver(slot, t, taken, post_start, self.post.resized())
-        return True
+        self.pre(self.capture.frames[slot])
+        inferred_from = time.perf_counter()
+        t[_PRE] = inferred_from - taken
+        self.engine.infer()
+        post_start = time.perf_counter()
+        t[_INFER] = post_start - inferred_from
+        self._deliver(slot, t, taken, post_start, self.post.resized())
 
-    def _tiled(self, slot: int, taken: float) -> None:
+
+class TiledLoop(InspectionLoop):
+    """Each frame cut into overlapping tiles at native resolution, run through the requests and
+    stitched into one frame-size mask."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        assert self.tiles is not None
+        tiles = self.tiles  # per ring slot and tile, the crop view, made once
+        self._crops = [[frame[tiles.crop(t)] for t in tiles.tiles] for frame in self.capture.frames]
+        self._tile_of = [0] * self.engine.requests
+
+    def _process(self, slot: int, start: float, taken: float) -> None:
         t, engine, crops = self._t, self.engine, self._crops[slot]
         t[_PRE] = 0.0
         for number in range(len(crops)):
@@ -212,9 +220,24 @@ class InspectionLoop:
     def _stitch(self, request: int) -> None:
         self.post.stitch(request, self._tile_of[request])
 
-    # --- throughput mode: requests in flight, results in frame order ---------------------------
 
-    def _submit(self, slot: int, start: float, taken: float) -> None:
+class ThroughputLoop(InspectionLoop):
+    """Several requests in flight, collected oldest first; results are written in frame order.
+    The "infer" stage runs from submission to collection."""
+
+    throughput = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        r = self.engine.requests
+        self._done = [threading.Event() for _ in range(r)]
+        self._pending = [False] * r
+        self._slot_of = [0] * r
+        self._started = np.zeros((r, 4), np.float64)  # take, taken, preprocess, submitted (perf_counter)
+        self._finished_at = np.zeros(r, np.float64)
+        self._in_flight: collections.deque[int] = collections.deque()
+
+    def _process(self, slot: int, start: float, taken: float) -> None:
         engine = self.engine
         request = engine.acquire()
         while self._pending[request]:  # its last result is not written yet: finish in order up to it
@@ -247,3 +270,13 @@ class InspectionLoop:
         self.engine.drain()
         while self._in_flight:
             self._finish(self._in_flight.popleft())
+
+
+def make_loop(engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],
+              sinks: list[Sink] | None = None, tiles: TileGrid | None = None, throughput: bool = False,
+              source_order: str = "bgr", status: StatusLine | None = None) -> InspectionLoop:
+    """The loop for a mode, chosen once: tiled, throughput or latency."""
+    if tiles is not None and throughput:
+        raise ValueError("tile mode already keeps the requests busy; it runs without throughput mode")
+    kind = TiledLoop if tiles is not None else ThroughputLoop if throughput else LatencyLoop
+    return kind(engine, capture, rules, class_names, sinks, tiles, source_order, status)

@@ -70,11 +70,13 @@ class Postprocessor:
 
     def stitch(self, request: int, tile_number: int) -> None:
         """Tile mode: the part of one tile's mask that the stitching rule gives it."""
+        assert self.tiles is not None, "stitch is for tile mode"
         self._threshold(request)
         tile = self.tiles.tiles[tile_number]
         np.copyto(self.mask[tile.to], self._masks[request][tile.keep])
-        if self.confidence is not None:
-            np.copyto(self.confidence[tile.to], self._confidences[request][tile.keep])
+        confidence = self._confidences[request]
+        if self.confidence is not None and confidence is not None:
+            np.copyto(self.confidence[tile.to], confidence[tile.keep])
 
     def inspect(self, defects: bool = True) -> Inspection:
         """Regions of the frame's mask, in frame pixels, and the verdict on them."""

@@ -99,7 +99,8 @@ def find_regions(mask: np.ndarray, class_names: list[str], confidence: np.ndarra
         if class_id == background:
             continue
         # the class's pixels inside the box, in box coordinates; contours come in mask coordinates
-        binary = cv2.compare(area_of_interest, class_id, cv2.CMP_EQ, dst=scratch.binary[:h0, :w0])
+        binary = cv2.compare(area_of_interest, class_id, cv2.CMP_EQ,  # type: ignore[call-overload]
+                             dst=scratch.binary[:h0, :w0])  # a scalar operand: OpenCV's stubs list arrays only
         if not cv2.countNonZero(binary):
             continue
         contours, hierarchy = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))

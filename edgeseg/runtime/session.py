@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
-from edgeseg.engines import Bundle, open_engine
+from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.errors import ConfigError, SourceError
 from edgeseg.runtime.capture import Capture
-from edgeseg.runtime.loop import InspectionLoop, RunSummary, StatusLine
+from edgeseg.runtime.loop import RunSummary, StatusLine, make_loop
 from edgeseg.runtime.overlay import OverlayRenderer
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
@@ -28,6 +28,7 @@ DEFAULT_REQUESTS = 4  # in flight in throughput mode, and at most for a frame's 
 class RunOptions:
     bundle: Path
     source: str | FrameSource  # a URI, or a source object (a driver of one's own)
+    _: KW_ONLY  # the rest by name
     out: Path | None = None  # results.jsonl and timing.json, plus what the flags below add
     rules: Path | None = None
     mode: str = "resize"
@@ -69,7 +70,7 @@ class InspectionSession:
         self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after,
                                borrow=opts.mode != "tile")
         self.capture.start()
-        self.engine = None
+        self.engine: Engine | None = None
         self.sinks: list[Sink] = []
         try:
             self._open(manifest)
@@ -91,29 +92,26 @@ class InspectionSession:
             requests = opts.requests or DEFAULT_REQUESTS
         elif tiles is not None:
             requests = min(len(tiles), opts.requests or DEFAULT_REQUESTS)
-        self.engine = open_engine(self.bundle, requests=requests, **engine_options)
+        engine = self.engine = open_engine(self.bundle, requests=requests, **engine_options)
         self.sinks = self._sinks(frame_shape)
-        self.loop = InspectionLoop(self.engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
-                                   opts.throughput, self.source.color_order,
-                                   StatusLine() if opts.status else None)
+        self.loop = make_loop(engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
+                              opts.throughput, self.source.color_order, StatusLine() if opts.status else None)
         self.tiles = tiles
 
     def _sinks(self, frame_shape: tuple[int, ...]) -> list[Sink]:
-        opts, sinks = self.opts, []
-        renderer = None
-        if opts.video or opts.overlays or opts.window:
-            renderer = OverlayRenderer(frame_shape, self.class_names, self.class_colors, opts.alpha,
-                                       self.source.color_order)
+        opts, sinks = self.opts, list[Sink]()
+        renderer = OverlayRenderer(frame_shape, self.class_names, self.class_colors, opts.alpha,
+                                   self.source.color_order) if opts.video or opts.overlays or opts.window else None
         if opts.out is not None:
             opts.out.mkdir(parents=True, exist_ok=True)
             sinks.append(JsonLinesSink(opts.out / "results.jsonl"))
             if opts.masks:
                 sinks.append(MaskPngSink(opts.out / "masks"))
-            if opts.overlays:
+            if opts.overlays and renderer is not None:
                 sinks.append(OverlayImageSink(opts.out / "overlays", renderer, opts.overlays == "failed"))
-            if opts.video:
+            if opts.video and renderer is not None:
                 sinks.append(OverlayVideoSink(opts.out / "overlay.mp4", renderer, self.source.fps or 25.0))
-        if opts.window:
+        if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks
 
@@ -130,7 +128,7 @@ class InspectionSession:
         summary.error = error
         if self.opts.out is not None:
             report = {"bundle": str(self.opts.bundle), "source": self.source.uri, "mode": self.opts.mode,
-                      "throughput": self.opts.throughput, "requests": self.engine.requests,
+                      "throughput": self.opts.throughput, "requests": self.loop.engine.requests,
                       "frame_shape": list(self.capture.frame_shape), **summary.to_dict()}
             if self.tiles is not None:
                 report["tiles"] = {"count": len(self.tiles), "overlap": self.opts.overlap}
@@ -141,3 +139,9 @@ class InspectionSession:
         self.capture.stop()
         if self.engine is not None:
             self.engine.close()
+
+    def __enter__(self) -> InspectionSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -78,7 +78,7 @@ class OverlayVideoSink(Sink):
     def __init__(self, path: Path, renderer: OverlayRenderer, fps: float):
         self.path, self.renderer = path, renderer
         height, width = renderer.image.shape[:2]
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
         if not self.writer.isOpened():
             raise ConfigError("cannot write the overlay video", path, "check the folder, or leave out --video")
 

@@ -147,3 +147,22 @@ def test_every_flag_of_demo_and_models_says_what_it_does():
 def test_verify_refuses_a_split_the_data_set_does_not_have(bundle_factory, synth_data):
     result = edgeseg("verify", bundle_factory("onnxruntime", "fp32").path, "--data", synth_data, "--split", "test")
     assert_clean_failure(result, "no 'test' split", "train, val")
+
+
+def test_engine_flags_are_declared_once_with_the_backends_defaults(capsys):
+    from edgeseg.cli.engine_flags import engine_options
+    from edgeseg.engines import backend_module
+
+    commands = ("compile", "run", "bench")
+    helps = {name: _parse_help(name) for name in commands}
+    assert f"(default: {backend_module('openvino').DEFAULT_OPTIONS['hint']})" in " ".join(helps["compile"].split())
+    assert all("--threads" in text and "engine options" in text for text in helps.values())
+    args = _parse("run", "bundle", "a.mp4", "--threads", "2", "--streams", "2")
+    assert engine_options(args, "onnxruntime", ("threads", "hint", "streams", "cuda_graph")) == {"threads": 2}
+    assert "onnxruntime does not take --streams" in capsys.readouterr().err
+
+
+def _parse_help(command: str) -> str:
+    from edgeseg.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices[command].format_help()

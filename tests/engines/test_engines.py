@@ -274,3 +274,17 @@ def test_an_int8_gain_is_reported_as_a_gain_not_a_negative_loss():
     better = AccuracyReport(10, 0.99, {"miou": 0.5016}, {"miou": 0.5}, "val")
     passed, rule = gate(better, "int8")
     assert passed and "gained 0.16" in rule and "lost -" not in rule
+
+
+@pytest.mark.parametrize("name", ["openvino", "onnxruntime", "tensorrt"])
+def test_every_backend_module_offers_the_backend_contract(name):
+    import inspect
+
+    from edgeseg.engines.backend import Backend
+
+    module = backend_module(name)
+    assert module.NAME == name
+    assert set(module.PRECISIONS) <= {"fp32", "fp16", "bf16", "int8"} and isinstance(module.DEFAULT_OPTIONS, dict)
+    for function in ("version", "fingerprint", "build", "load"):
+        wanted = list(inspect.signature(getattr(Backend, function)).parameters)[1:]  # without self
+        assert list(inspect.signature(getattr(module, function)).parameters) == wanted, function

@@ -10,7 +10,7 @@ import pytest
 
 from edgeseg.data.frames import load_frames
 from edgeseg.engines import open_engine
-from edgeseg.engines.accuracy import AccuracyReport, ReferenceRunner, gate, run_frames
+from edgeseg.engines.accuracy import AccuracyReport, ReferenceEngine, gate, run_frames
 from edgeseg.errors import ConfigError, DatasetError, EngineError, ExportError
 from edgeseg.export import compile as compile_module
 from edgeseg.export.compile import CompileOptions, compile_bundle
@@ -46,7 +46,8 @@ def test_every_backend_and_precision_builds_a_bundle_that_proves_itself(bundle_f
     with open_engine(result.path) as engine:
         engine.input[:] = frames.frames[:1]
         engine.infer()
-        reference = ReferenceRunner(result.path / "reference.onnx").masks(frames.frames[:1])
+        with ReferenceEngine(result.path / "reference.onnx", frames.frames.shape[1:]) as runner:
+            reference = run_frames(runner, frames.frames[:1])
         agreement = (engine.mask == reference).mean()
         assert agreement >= (0.99 if precision != "int8" else 0.5)
         assert engine.confidence.min() >= 0 and engine.confidence.max() <= 1.0001
@@ -127,7 +128,8 @@ def test_int8_below_the_gate_is_quantized_again_with_the_float_sums_recipe(expor
     val = load_frames(synth_data, 1, 64, 64, 200, split="val", with_masks=False).frames
     with open_engine(result.path) as engine:  # the engine written is the one measured: the second
         masks = run_frames(engine, val)
-    reference = ReferenceRunner(result.path / "reference.onnx").masks(val)
+    with ReferenceEngine(result.path / "reference.onnx", val.shape[1:]) as runner:
+        reference = run_frames(runner, val)
     assert (masks == reference).mean() == pytest.approx(result.manifest["parity"]["pixel_agreement"], abs=1e-6)
 
 

@@ -36,7 +36,8 @@ def _args(*argv: str):
 
 def test_a_profile_fills_what_the_flags_leave_unset_and_flags_win(tmp_path):
     profile = tmp_path / "p.yaml"
-    profile.write_text("backend: openvino\nprecision: int8\ncalib_frames: 100\noptions: {hint: throughput, streams: 2}\n")
+    profile.write_text("backend: openvino\nprecision: int8\ncalib_frames: 100\n"
+                       "options: {hint: throughput, streams: 2}\n")
     args = _args("--profile", str(profile), "--precision", "fp16", "--streams", "1")
     options = backend_options(args, apply_profile(args))
     assert (args.backend, args.precision, args.calib_frames, args.val_frames) == ("openvino", "fp16", 100, 200)

@@ -41,7 +41,7 @@ def stream(synth_data, tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 
 
 def _run(bundle: Path, source: str, out: Path | None = None, **options):
-    session = InspectionSession(RunOptions(bundle, source, out, status=False, **options))
+    session = InspectionSession(RunOptions(bundle, source, out=out, status=False, **options))
     try:
         return session.run(), session
     finally:
@@ -127,8 +127,8 @@ def test_tiles_cover_the_frame_and_every_pixel_comes_from_one_tile_far_from_its_
         owner[tile_def.to] += 1
         ys, xs = tile_def.keep
         # what a tile gives lies at least overlap // 2 from its edges, except at the frame's own border
-        for kept, at, size, frame_size, to in ((ys, tile_def.y, tile, length, tile_def.to[0]),
-                                               (xs, tile_def.x, tile, length + 7, tile_def.to[1])):
+        for kept, _at, size, frame_size, to in ((ys, tile_def.y, tile, length, tile_def.to[0]),
+                                                (xs, tile_def.x, tile, length + 7, tile_def.to[1])):
             if to.start > 0:
                 assert kept.start >= overlap // 2
             if to.stop < frame_size:

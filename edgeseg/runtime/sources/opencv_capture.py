@@ -31,8 +31,15 @@ class OpenCvCaptureSource(FrameSource):
             self.capture = None
             raise SourceError("cannot open the source", self.uri if isinstance(self.uri, str) else None, self.fix)
 
+    @property
+    def opened(self) -> cv2.VideoCapture:
+        """The capture, which is there between open and close."""
+        if self.capture is None:
+            raise FrameLost(f"{self.uri}: read before open or after close")
+        return self.capture
+
     def _grab(self, out: np.ndarray | None) -> np.ndarray | None:
-        ok, frame = self.capture.read(out) if out is not None else self.capture.read()
+        ok, frame = self.opened.read(out) if out is not None else self.opened.read()
         return frame if ok else None
 
     def read(self, out: np.ndarray | None) -> np.ndarray | None:

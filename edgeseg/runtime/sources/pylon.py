@@ -7,6 +7,7 @@ into the ring's buffer. Without a camera, ``PYLON_CAMEMU=1`` makes pylon emulate
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -36,8 +37,8 @@ class PylonSource(FrameSource):
         super().__init__(uri)
         parts = urlsplit(uri)
         self.serial = (parts.netloc + parts.path).strip("/") or None
-        self.pixel_format = (parse_qs(parts.query).get("pixel_format") or [None])[0]
-        self.camera = None
+        self.pixel_format = (parse_qs(parts.query).get("pixel_format") or [""])[0] or None
+        self.camera: Any = None  # pylon's InstantCamera, once open
         self.bit_depth = 8
         self.held = 0  # how many lent frames the caller may hold at once (0: it takes no lent frames)
 

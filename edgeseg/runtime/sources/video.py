@@ -30,17 +30,17 @@ class VideoFileSource(OpenCvCaptureSource):
         self._grabbed = False  # a frame grabbed past a corrupt one, still to be retrieved
 
     def open(self) -> None:
-        if not Path(self.target).is_file():
-            raise SourceError("video file not found", self.target, "give an existing file")
+        if not Path(str(self.target)).is_file():
+            raise SourceError("video file not found", str(self.target), "give an existing file")
         super().open()
         self.frames_read, self._grabbed = 0, False
-        self.frame_count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = int(self.opened.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def _grab(self, out: np.ndarray | None) -> np.ndarray | None:
         if not self._grabbed:
             return super()._grab(out)
         self._grabbed = False
-        ok, frame = self.capture.retrieve(out) if out is not None else self.capture.retrieve()
+        ok, frame = self.opened.retrieve(out) if out is not None else self.opened.retrieve()
         return frame if ok else None
 
     def read(self, out: np.ndarray | None) -> np.ndarray | None:
@@ -53,7 +53,7 @@ class VideoFileSource(OpenCvCaptureSource):
             corrupt = self.frames_read
             for _ in range(_SKIP_TRIES):
                 self.frames_read += 1
-                if self.capture.grab():
+                if self.opened.grab():
                     self._grabbed = True
                     raise BadFrame(f"{self.uri}: frame {corrupt} cannot be decoded")
             log.warning("%s: ended after %d of %d frames: the file may be truncated", self.uri,
