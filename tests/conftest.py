@@ -32,6 +32,26 @@ def trained_run(synth_data, tmp_path_factory):
     return train(cfg, show_progress=False)
 
 
+def _has_tensorrt() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def _has_gpu() -> bool:
+    import shutil
+
+    return shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
+
+
+def pytest_runtest_setup(item):
+    """A test marked gpu or tensorrt runs where they are, and says why it skipped elsewhere."""
+    if item.get_closest_marker("gpu") and not _has_gpu():
+        pytest.skip("needs an NVIDIA GPU (none here)")
+    if item.get_closest_marker("tensorrt") and not _has_tensorrt():
+        pytest.skip("needs TensorRT (not installed here)")
+
+
 def pytest_collection_modifyitems(items):
     """A test that reads the shared data sets says so by its marker, whichever way it gets them."""
     for item in items:

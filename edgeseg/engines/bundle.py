@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeseg.engines.manifest import SCHEMA, SCHEMA_VERSION, check_manifest, upgrade_to_latest
 from edgeseg.errors import BundleError
 
-SCHEMA = "edgeseg-bundle"
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 CACHE_DIR = "cache"  # backend caches built on first load: derived, so not checksummed
 
@@ -55,7 +54,8 @@ def fingerprint_differences(built: dict, here: dict) -> list[str]:
 
 def rebuild_command(manifest: dict) -> str:
     source = manifest.get("source", {}).get("onnx", "model.onnx")
-    cmd = f"edgeseg compile {source} --backend {manifest['backend']} --precision {manifest['precision']}"
+    backend, precision = manifest.get("backend", "BACKEND"), manifest.get("precision", "PRECISION")
+    cmd = f"edgeseg compile {source} --backend {backend} --precision {precision}"
     if manifest.get("calibration"):
         cmd += " --calib DIR"
     return cmd + " -o BUNDLE"
@@ -94,12 +94,17 @@ class Bundle:
                               "the file is truncated or corrupt: build the bundle again") from None
         if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
             raise BundleError("not an edgeseg bundle manifest", manifest_path, "build one with edgeseg compile")
-        if manifest.get("schema_version") != SCHEMA_VERSION:
-            raise BundleError(f"manifest schema version {manifest.get('schema_version')} is not the "
-                              f"{SCHEMA_VERSION} this edgeseg reads", manifest_path,
-                              "rebuild the bundle with this edgeseg, or install the edgeseg that built it")
         if manifest.get("manifest_sha256") != _body_checksum(manifest):
             raise BundleError("the manifest was edited after the bundle was built", manifest_path,
+                              f"rebuild it: {rebuild_command(manifest)}")
+        try:
+            manifest = upgrade_to_latest(manifest)
+        except ValueError as e:
+            raise BundleError(str(e), manifest_path,
+                              "rebuild the bundle with this edgeseg, or install the edgeseg that built it") from None
+        problem = check_manifest(manifest)
+        if problem is not None:
+            raise BundleError(f"the manifest lacks what edgeseg reads ({problem})", manifest_path,
                               f"rebuild it: {rebuild_command(manifest)}")
         bundle = cls(path, manifest)
         bundle.verify_files()

@@ -7,8 +7,8 @@ an AsyncInferQueue would call back into Python from OpenVINO's threads).
 
 The latency path calls the compiled binding underneath OpenVINO's Python wrapper, with shared
 outputs: the wrapper's ``infer`` copies every output into new arrays, and ``start_async`` then
-``wait`` keeps about 120 bytes per call (measured with tracemalloc). The binding returns views of
-our own buffers and keeps nothing."""
+``wait`` keeps a little memory per call (docs/decisions/0012-openvino-binding.md). The binding
+returns views of our own buffers and keeps nothing."""
 
 from __future__ import annotations
 

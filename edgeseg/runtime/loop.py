@@ -119,12 +119,12 @@ class InspectionLoop:
             else:
                 ended_by = reason
         finally:
-            self._stop.clear()
             self._finish_in_flight()  # every frame already submitted gets its results written
             for sink in self.sinks:
                 sink.close()
             if self.status is not None:
                 self.status.close()
+            self._stop.clear()  # the request ended this run; a later run goes on
         capture = self.capture
         return RunSummary(self.frames, self.failed, capture.dropped, capture.bad, capture.reconnects,
                           time.perf_counter() - started, ended_by, self.times.summary())
@@ -144,6 +144,9 @@ class InspectionLoop:
 
     def _finish_in_flight(self) -> None:
         """Write the results of frames still in flight (only throughput mode has any)."""
+
+    def _in_flight_count(self) -> int:
+        return 0
 
     def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool) -> None:
         """Inspect ``post.mask``, write to the sinks, record the times; frees the ring slot."""
@@ -170,7 +173,7 @@ class InspectionLoop:
     def _should_stop(self, max_frames: int | None) -> str | None:
         if self._stop.is_set():
             return "stop request"
-        if max_frames is not None and self.frames >= max_frames:
+        if max_frames is not None and self.frames + self._in_flight_count() >= max_frames:
             return "max frames"
         if any(sink.wants_stop for sink in self.sinks):
             return "sink"
@@ -270,6 +273,9 @@ class ThroughputLoop(InspectionLoop):
         self.engine.drain()
         while self._in_flight:
             self._finish(self._in_flight.popleft())
+
+    def _in_flight_count(self) -> int:
+        return len(self._in_flight)  # taken frames count toward max_frames, finished or not
 
 
 def make_loop(engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],

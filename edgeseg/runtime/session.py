@@ -26,7 +26,7 @@ DEFAULT_REQUESTS = 4  # in flight in throughput mode, and at most for a frame's 
 
 @dataclass
 class RunOptions:
-    bundle: Path
+    bundle: Path | str
     source: str | FrameSource  # a URI, or a source object (a driver of one's own)
     _: KW_ONLY  # the rest by name
     out: Path | None = None  # results.jsonl and timing.json, plus what the flags below add
@@ -45,6 +45,11 @@ class RunOptions:
     camera: dict = field(default_factory=dict)  # width, height, fps asked of cameras
     engine_options: dict = field(default_factory=dict)
     status: bool = True
+
+    def __post_init__(self) -> None:  # paths may be given as text, as users of the Python API do
+        self.bundle = Path(self.bundle)
+        self.out = Path(self.out) if self.out is not None else None
+        self.rules = Path(self.rules) if self.rules is not None else None
 
 
 class InspectionSession:

@@ -9,8 +9,7 @@ logit adjustment", ICLR 2021, fitted here instead of derived). The offsets are f
 classifier's bias, so the exported graph carries them at no cost.
 
 Fitted on images the model has learnt, where it is surer of its defects than on new ones, the
-offsets overshoot: on magnetic-tile (three mobile-lraspp runs, measured on val) applying half of
-each offset beat applying all of them by 0.017-0.034 defect mIoU, with background within 0.003.
+offsets overshoot, and half of each did better on new photos (docs/decisions/0010-calibration.md).
 ``strength`` sets that share.
 """
 

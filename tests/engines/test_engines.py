@@ -288,3 +288,65 @@ def test_every_backend_module_offers_the_backend_contract(name):
     for function in ("version", "fingerprint", "build", "load"):
         wanted = list(inspect.signature(getattr(Backend, function)).parameters)[1:]  # without self
         assert list(inspect.signature(getattr(module, function)).parameters) == wanted, function
+
+
+def _rewrite_manifest(path, change):
+    """The bundle's manifest changed and signed again, as an older or newer edgeseg would write it."""
+    from edgeseg.engines.bundle import _body_checksum
+
+    manifest = json.loads((path / MANIFEST).read_text())
+    change(manifest)
+    manifest["manifest_sha256"] = _body_checksum(manifest)
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_manifest_without_what_the_runtime_reads_is_refused_by_key(bundle_factory, tmp_path):
+    path = _copy(bundle_factory, tmp_path)
+    _rewrite_manifest(path, lambda m: m.pop("input"))
+    with pytest.raises(BundleError, match=r"manifest lacks what edgeseg reads \(input: missing\)"):
+        Bundle.read(path)
+
+
+def test_a_manifest_from_a_newer_edgeseg_is_refused(bundle_factory, tmp_path):
+    path = _copy(bundle_factory, tmp_path)
+    _rewrite_manifest(path, lambda m: m.update(schema_version=99))
+    with pytest.raises(BundleError, match="schema version 99 is newer"):
+        Bundle.read(path)
+
+
+def test_an_older_manifest_is_upgraded_step_by_step_before_it_is_checked(bundle_factory, tmp_path, monkeypatch):
+    from edgeseg.engines import manifest as schema
+
+    path = _copy(bundle_factory, tmp_path)
+    # as if this edgeseg read schema 3, whose steps renamed "notes" (1 -> 2) and added "origin" (2 -> 3)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(schema, "MIGRATIONS", {
+        1: lambda m: {**{k: v for k, v in m.items() if k != "notes"}, "remarks": m.get("notes", [])},
+        2: lambda m: {**m, "origin": "migrated"}})
+    bundle = Bundle.read(path)
+    assert bundle.manifest["schema_version"] == 3 and bundle.manifest["origin"] == "migrated"
+    assert "notes" not in bundle.manifest and "remarks" in bundle.manifest
+    monkeypatch.setattr(schema, "MIGRATIONS", {2: schema.MIGRATIONS[2]})  # a step missing
+    with pytest.raises(BundleError, match="older than any this edgeseg can upgrade"):
+        Bundle.read(path)
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_a_tensorrt_bundle_builds_runs_and_proves_itself_on_a_gpu(bundle_factory, synth_data, precision):
+    """Where TensorRT and a GPU are (a Jetson, a GPU server): what CI here cannot run."""
+    result = bundle_factory("tensorrt", precision)
+    assert result.manifest["fingerprint"]["tensorrt"] and result.manifest["fingerprint"]["compute_capability"]
+    assert result.passed or precision == "int8"
+    frames = load_frames(synth_data, 1, 64, 64, 8, split="val")
+    with open_engine(result.path, requests=2) as engine:
+        engine.input[:] = frames.frames[:1]
+        engine.infer()
+        latency_mask = engine.mask.copy()
+        request = engine.acquire()
+        engine.inputs[request][:] = frames.frames[:1]
+        done = []
+        engine.submit(request, done.append)
+        engine.drain()
+        assert done == [request] and np.array_equal(engine.masks[request], latency_mask)
