@@ -30,7 +30,10 @@ _EXPORTS = {
     "InspectionRules": "edgeseg.runtime.rules", "Region": "edgeseg.runtime.regions", "Verdict": "edgeseg.runtime.rules",
     "Bundle": "edgeseg.engines", "open_engine": "edgeseg.engines", "EdgesegError": "edgeseg.errors",
 }
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # every name in _EXPORTS (a test keeps the two in step)
+    "Bundle", "EdgesegError", "FrameResult", "InspectionResult", "InspectionRules", "InspectionSession", "Inspector",
+    "Region", "RunOptions", "RunSummary", "Sink", "Verdict", "__version__", "open_engine",
+]
 
 if TYPE_CHECKING:
     from edgeseg.api import InspectionResult, Inspector

@@ -110,6 +110,7 @@ def test_importing_edgeseg_stays_light_and_names_what_it_offers():
     assert out.stdout.strip() == "[]"
     import edgeseg
 
-    assert {"Inspector", "InspectionSession", "RunOptions", "Sink"} <= set(edgeseg.__all__)
+    assert set(edgeseg.__all__) == {"__version__", *edgeseg._EXPORTS}
+    assert all(getattr(edgeseg, name) is not None for name in edgeseg.__all__)
     with pytest.raises(AttributeError, match="no attribute 'Inspektor'"):
         edgeseg.Inspektor  # noqa: B018
