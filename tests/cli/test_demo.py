@@ -1,6 +1,9 @@
+import pytest
+
 from edgeseg.cli import main
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     code = main(["demo", "-o", str(tmp_path / "demo"), "--count", "24", "--image-size", "80",
                  "--input-size", "64", "--epochs", "1", "--video-parts", "2"])

@@ -73,6 +73,7 @@ print(json.dumps({"kept": min(kept), "windows": kept, "peak": peak - start,
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_frame_allocates_nothing_after_warm_up(bundle_factory, backend):
     path = bundle_factory(backend, "fp32", size=128).path

@@ -225,6 +225,7 @@ def test_cli_compile_info_and_verify(exported_graph, synth_data, tmp_path):
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr
 
 
+@pytest.mark.slow
 def test_accuracy_controlled_int8_stays_within_its_drop_on_the_labelled_frames(exported_graph, synth_data):
     from edgeseg.export.precision import ACCURACY_CONTROL_MAX_DROP, _miou_through_onnxruntime, int8_graph
 

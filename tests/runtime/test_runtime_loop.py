@@ -251,6 +251,7 @@ print(json.dumps({"kept": min(kept), "windows": kept, "peak": peak - start, "def
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames_with, source", [("no defects", "video"), ("defects", "video"),
                                                  ("defects", "memory")])
 def test_a_frame_allocates_nothing_from_capture_to_verdict(bundle_factory, synth_data, tmp_path, frames_with,
