@@ -96,3 +96,21 @@ def test_every_benchmark_run_has_a_run_record_and_is_in_the_index():
 
 def test_the_readme_stays_a_front_page():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+
+
+def _tracked_files() -> list[Path]:
+    import subprocess
+
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked tree cannot be listed")
+    return [ROOT / name for name in listed.stdout.split("\0") if name and (ROOT / name).is_file()]
+
+
+def test_the_repository_stays_light():
+    files = _tracked_files()
+    assert sum(path.stat().st_size for path in files) < 10 * 2**20
+    kept = (ROOT / "benchmarks" / "results" / "CHECKPOINTS.md").read_text()
+    checkpoints = [path.relative_to(ROOT / "benchmarks" / "results").as_posix() for path in files
+                   if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".onnx")]
+    assert all(f"`{name}`" in kept for name in checkpoints), "a model file is tracked that CHECKPOINTS.md does not list"
