@@ -3,6 +3,7 @@ path, what was expected and what was found."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ _EXPECTED = {
 }
 
 
-def describe(error: dict) -> str:
+def describe(error: Mapping[str, Any]) -> str:
     """One pydantic error as `key.path: expected X, found Y`."""
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
     kind, found = error["type"], error.get("input")

@@ -83,6 +83,7 @@ def run_verify(args: argparse.Namespace) -> int:
     with ReferenceEngine(bundle.file(manifest["source"]["reference"]), frames.frames.shape[1:]) as reference:
         reference_masks = run_frames(reference, frames.frames, True, "fp32 reference")
     report = measure(engine_masks, reference_masks, frames, [c["name"] for c in manifest["classes"]])
+    assert report.engine is not None and report.reference is not None  # frames with ground truth
     print(f"{manifest['backend']} {manifest['precision']} bundle {bundle.path}")
     print(f"  {'class':<16}{'engine IoU':>12}{'fp32 IoU':>12}")
     for name, value in report.engine["per_class_iou"].items():

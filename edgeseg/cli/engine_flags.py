@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from edgeseg.cli.values import positive_int
 from edgeseg.engines import BACKENDS, backend_module
 
-_WHAT = {
+_WHAT: dict[str, tuple[str, dict[str, Any]]] = {
     "device": ("OpenVINO device", {}),
     "hint": ("OpenVINO performance hint", {"choices": ("latency", "throughput")}),
     "threads": ("inference threads", {"type": positive_int}),

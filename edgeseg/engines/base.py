@@ -18,12 +18,14 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from edgeseg.errors import ConfigError, EngineError
 
 Done = Callable[[int], None]
+EngineT = TypeVar("EngineT", bound="Engine")
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Engine(ABC):
     def close(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Release backend resources (buffers stay readable)."""
 
-    def __enter__(self) -> Engine:
+    def __enter__(self: EngineT) -> EngineT:
         return self
 
     def __exit__(self, *exc) -> None:
