@@ -8,6 +8,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_SECRET_KEYS = re.compile(r"pass|pwd|token|secret|key|auth|sig", re.IGNORECASE)
+
+
+def redact(uri: str) -> str:
+    """A URI fit to print or store: a user and password in it become ``***``, and so do the
+    values of query keys that look like credentials (password, token, key, ...)."""
+    if "://" not in uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri.split("://", 1)[0] + "://***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if _SECRET_KEYS.search(k) else v) for k, v in pairs], safe="*/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class EdgesegError(Exception):
@@ -15,9 +37,12 @@ class EdgesegError(Exception):
 
     def __init__(self, what: str, path: str | Path | None = None, fix: str | None = None):
         self.what = what
-        self.path = Path(path) if path is not None else None
         self.fix = fix
-        parts = [f"{self.path}: {what}" if self.path is not None else what]
+        # a file keeps its path; an address (rtsp://...) is shown as written, credentials redacted
+        self.uri = redact(str(path)) if path is not None and "://" in str(path) else None
+        self.path = Path(path) if path is not None and self.uri is None else None
+        where = self.uri or self.path
+        parts = [f"{where}: {what}" if where is not None else what]
         if fix:
             parts.append(fix)
         super().__init__(" — ".join(parts))

@@ -78,8 +78,8 @@ class Capture:
                 raise SourceError(f"the source gave no frame ({e})", fix="check the camera or stream") from None
         if first is None:
             self.source.close()
-            raise SourceError("the source gave no usable frame", self.source.uri if "://" not in self.source.uri
-                              else None, "check that it holds images or video")
+            raise SourceError("the source gave no usable frame", self.source.name,
+                              "check that it holds images or video")
         if isinstance(first, tuple):  # lent: a slot holding no lent frame shows one placeholder
             self._placeholder = np.empty_like(first[0])
             self.frames = [self._placeholder] * self.slot_count
@@ -201,7 +201,7 @@ class Capture:
                 continue
             self.reconnects += 1
             self.state = "running"
-            log.warning("%s: reconnected after %.1f s", self.source.uri, time.monotonic() - lost_at)
+            log.warning("%s: reconnected after %.1f s", self.source.name, time.monotonic() - lost_at)
             return True
         return False
 
@@ -237,7 +237,7 @@ class Capture:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.warning("%s: capture did not stop within %.0f s; leaving it", self.source.uri, timeout)
+                log.warning("%s: capture did not stop within %.0f s; leaving it", self.source.name, timeout)
                 return
         for slot in range(self.slot_count):  # the capture thread has ended: no slot is filled now
             self._return_lent(slot)

@@ -132,7 +132,7 @@ class InspectionSession:
                                  self.capture.reconnects, 0.0, "source lost", self.loop.times.summary())
         summary.error = error
         if self.opts.out is not None:
-            report = {"bundle": str(self.opts.bundle), "source": self.source.uri, "mode": self.opts.mode,
+            report = {"bundle": str(self.opts.bundle), "source": self.source.name, "mode": self.opts.mode,
                       "throughput": self.opts.throughput, "requests": self.loop.engine.requests,
                       "frame_shape": list(self.capture.frame_shape), **summary.to_dict()}
             if self.tiles is not None:

@@ -452,3 +452,35 @@ def test_the_jetson_csi_pipeline_and_gstreamer_without_support():
     # the PyPI OpenCV wheels have no GStreamer: that is said, not a silent failure
     with pytest.raises(SourceError, match="without GStreamer"):
         source.open()
+
+
+def test_paths_with_brackets_are_taken_as_named_not_as_patterns(tmp_path):
+    folder = tmp_path / "cam[1]"
+    folder.mkdir()
+    frames = numbered_frames(3)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
+    video = write_video(tmp_path / "line[2].mp4", numbered_frames(5))
+    for uri, kind, count in ((str(folder), ImageFolderSource, 3), (str(video), VideoFileSource, 5)):
+        source = open_source(uri)
+        assert isinstance(source, kind)
+        capture = Capture(source)
+        capture.start()
+        assert len(_drain(capture)) == count
+        capture.stop()
+    assert isinstance(open_source(str(tmp_path / "cam[[]1]" / "*.png")), ImageFolderSource)  # a pattern still is one
+
+
+def test_credentials_in_an_address_are_never_printed_or_stored(tmp_path):
+    from edgeseg.errors import redact
+
+    secret = "rtsp://operator:s3cr3t@127.0.0.1:9/line1?token=abc&fps=5"
+    assert redact(secret) == "rtsp://***@127.0.0.1:9/line1?token=***&fps=5"
+    assert redact("rtsp://host/stream") == "rtsp://host/stream"
+    source = open_source(secret)
+    assert "s3cr3t" not in source.name and "abc" not in repr(source)
+    with pytest.raises(SourceError) as refused:
+        source.open()
+    shown = str(refused.value)
+    assert "s3cr3t" not in shown and "abc" not in shown and "rtsp://***@127.0.0.1:9/line1" in shown
+    assert str(SourceError("gone", "rtsp://host")) == "rtsp://host: gone"  # not rtsp:/host, as a path would

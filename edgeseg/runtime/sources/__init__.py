@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeseg.errors import SourceError
+from edgeseg.errors import SourceError, redact
 from edgeseg.runtime.sources.base import BadFrame, FrameLost, FrameSource
 from edgeseg.runtime.sources.image_folder import is_glob
 
@@ -37,13 +37,15 @@ def open_source(uri: str, width: int | None = None, height: int | None = None, f
         return pylon.PylonSource(uri)
     if scheme in ("", "file"):
         path = Path(uri.removeprefix("file://"))
-        if is_glob(uri) or path.is_dir():
+        if path.is_dir():  # what exists is taken as named: cam[1]/ and line[2].mp4 are no patterns
             return image_folder.ImageFolderSource(uri)
         if path.is_file():
             return video.VideoFileSource(uri)
+        if is_glob(uri):
+            return image_folder.ImageFolderSource(uri)
         raise SourceError("no such file or folder", path, "give a video, a folder of images, a camera "
                                                           "(usb:0, pylon://) or a stream address")
-    raise SourceError(f"unknown source '{uri}'", fix="see 'edgeseg run --help' for the sources it takes")
+    raise SourceError(f"unknown source '{redact(uri)}'", fix="see 'edgeseg run --help' for the sources it takes")
 
 
 __all__ = ["BadFrame", "FrameLost", "FrameSource", "open_source"]

@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 import cv2
 import numpy as np
 
+from edgeseg.errors import redact
+
 
 class FrameLost(Exception):
     """A live source stopped giving frames (camera unplugged, stream cut)."""
@@ -34,7 +36,7 @@ class FrameSource(ABC):
     color_order = "bgr"  # of 3-channel frames: "bgr" or "rgb"
 
     def __init__(self, uri: str):
-        self.uri = uri
+        self.uri = uri  # as given: what open() connects to; print or store ``name`` instead
         # the number of the frame last read, where the source has one (a file's frame, an image's
         # place in the folder); otherwise frames are numbered as they arrive
         self.frame_number: int | None = None
@@ -70,7 +72,12 @@ class FrameSource(ABC):
         return None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.uri!r})"
+        return f"{type(self).__name__}({self.name!r})"
+
+    @property
+    def name(self) -> str:
+        """The source as it may be printed or stored: credentials in its address redacted."""
+        return redact(self.uri)
 
 
 def to_8bit(frame: np.ndarray, out: np.ndarray | None, bit_depth: int) -> np.ndarray:

@@ -47,6 +47,6 @@ class GStreamerSource(OpenCvCaptureSource):
 
     def open(self) -> None:
         if not opencv_has_gstreamer():
-            raise SourceError("this OpenCV was built without GStreamer", self.uri,
+            raise SourceError("this OpenCV was built without GStreamer", self.name,
                               "use the system OpenCV that has it (JetPack's does), or an FFmpeg address")
         super().open()

@@ -23,11 +23,12 @@ class ImageFolderSource(FrameSource):
         self.position = 0
 
     def open(self) -> None:
-        if is_glob(self.uri):
+        folder = Path(self.uri.removeprefix("file://"))
+        if folder.is_dir():  # a folder that exists is a folder, even with [ or * in its name
+            self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif is_glob(self.uri):
             self.paths = sorted(Path(p) for p in glob.glob(self.uri, recursive=True)
                                 if Path(p).suffix.lower() in IMAGE_SUFFIXES)
-        elif Path(self.uri).is_dir():
-            self.paths = sorted(p for p in Path(self.uri).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             raise SourceError("no such folder", self.uri, "give a folder of images or a pattern such as 'dir/*.png'")
         if not self.paths:

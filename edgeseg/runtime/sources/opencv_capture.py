@@ -29,13 +29,13 @@ class OpenCvCaptureSource(FrameSource):
         if not self.capture.isOpened():
             self.capture.release()
             self.capture = None
-            raise SourceError("cannot open the source", self.uri if isinstance(self.uri, str) else None, self.fix)
+            raise SourceError("cannot open the source", self.name, self.fix)
 
     @property
     def opened(self) -> cv2.VideoCapture:
         """The capture, which is there between open and close."""
         if self.capture is None:
-            raise FrameLost(f"{self.uri}: read before open or after close")
+            raise FrameLost(f"{self.name}: read before open or after close")
         return self.capture
 
     def _grab(self, out: np.ndarray | None) -> np.ndarray | None:
@@ -46,7 +46,7 @@ class OpenCvCaptureSource(FrameSource):
         frame = self._grab(out)
         if frame is None:
             if self.live:
-                raise FrameLost(f"{self.uri}: no frame within {READ_TIMEOUT_MS} ms")
+                raise FrameLost(f"{self.name}: no frame within {READ_TIMEOUT_MS} ms")
             return None
         if frame is out:
             return out

@@ -53,7 +53,7 @@ class PylonSource(FrameSource):
             devices = [d for d in devices if d.GetSerialNumber() == self.serial]
         if not devices:
             raise SourceError(f"no Basler camera{' with serial ' + self.serial if self.serial else ''} found",
-                              self.uri, "check the cable and pylon Viewer; PYLON_CAMEMU=1 emulates one")
+                              self.name, "check the cable and pylon Viewer; PYLON_CAMEMU=1 emulates one")
         try:
             camera = pylon.InstantCamera(factory.CreateDevice(devices[0]))
             camera.Open()
@@ -62,7 +62,7 @@ class PylonSource(FrameSource):
             pixel_format = camera.PixelFormat.GetValue()
             if pixel_format not in PIXEL_FORMATS:
                 camera.Close()
-                raise SourceError(f"pixel format {pixel_format} is not supported", self.uri,
+                raise SourceError(f"pixel format {pixel_format} is not supported", self.name,
                                   f"add ?pixel_format= one of {', '.join(PIXEL_FORMATS)}")
             self.bit_depth, self.color_order = PIXEL_FORMATS[pixel_format]
             self.lends = self.held > 0 and self.bit_depth == 8
@@ -72,7 +72,7 @@ class PylonSource(FrameSource):
         except SourceError:
             raise
         except Exception as e:  # a GenICam error: the camera is busy, gone or refuses the setting
-            raise SourceError(f"cannot open the camera ({first_line(e)})", self.uri,
+            raise SourceError(f"cannot open the camera ({first_line(e)})", self.name,
                               "close other programs using it (pylon Viewer) and check the settings") from None
         self.camera = camera
 
@@ -82,14 +82,14 @@ class PylonSource(FrameSource):
         try:
             result = self.camera.RetrieveResult(GRAB_TIMEOUT_MS, pylon.TimeoutHandling_Return)
         except Exception as e:
-            raise FrameLost(f"{self.uri}: {first_line(e)}") from None
+            raise FrameLost(f"{self.name}: {first_line(e)}") from None
         if result is None or not result.IsValid():
-            raise FrameLost(f"{self.uri}: no frame within {GRAB_TIMEOUT_MS} ms")
+            raise FrameLost(f"{self.name}: no frame within {GRAB_TIMEOUT_MS} ms")
         if not result.GrabSucceeded():
             try:
                 if self.camera.IsCameraDeviceRemoved():
-                    raise FrameLost(f"{self.uri}: the camera was removed")
-                raise BadFrame(f"{self.uri}: grab failed ({result.GetErrorDescription()})")
+                    raise FrameLost(f"{self.name}: the camera was removed")
+                raise BadFrame(f"{self.name}: grab failed ({result.GetErrorDescription()})")
             finally:
                 result.Release()
         return result
@@ -108,7 +108,7 @@ class PylonSource(FrameSource):
         frame = np.frombuffer(result.GetImageMemoryView(), np.uint8)
         if frame.size != int(np.prod(shape)):  # padded lines: not a plain array
             result.Release()
-            raise BadFrame(f"{self.uri}: a frame of {frame.size} bytes is not {shape} (line padding?)")
+            raise BadFrame(f"{self.name}: a frame of {frame.size} bytes is not {shape} (line padding?)")
         # a held grab result keeps its buffer valid even when a reconnect closes the camera (tested)
         return frame.reshape(shape), result
 

@@ -55,8 +55,8 @@ class VideoFileSource(OpenCvCaptureSource):
                 self.frames_read += 1
                 if self.opened.grab():
                     self._grabbed = True
-                    raise BadFrame(f"{self.uri}: frame {corrupt} cannot be decoded")
-            log.warning("%s: ended after %d of %d frames: the file may be truncated", self.uri,
+                    raise BadFrame(f"{self.name}: frame {corrupt} cannot be decoded")
+            log.warning("%s: ended after %d of %d frames: the file may be truncated", self.name,
                         self.frames_read, self.frame_count)
         return None
 
