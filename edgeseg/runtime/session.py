@@ -3,7 +3,6 @@ Used by ``edgeseg run`` and by the benchmarks, so both measure the same thing.""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.errors import ConfigError, SourceError
 from edgeseg.runtime.capture import Capture
 from edgeseg.runtime.loop import RunSummary, StatusLine, make_loop
+from edgeseg.runtime.outdir import OutputFolder, run_id
 from edgeseg.runtime.overlay import OverlayRenderer
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
@@ -63,6 +63,7 @@ class InspectionSession:
         if (opts.video or opts.masks or opts.overlays) and opts.out is None:
             raise ConfigError("--video, --masks and --overlays write into --out DIR", fix="add --out DIR")
         self.opts = opts
+        self.run_id = run_id()
         self.bundle = Bundle.read(opts.bundle)
         manifest = self.bundle.manifest
         self.class_names = [c["name"] for c in manifest["classes"]]
@@ -70,14 +71,16 @@ class InspectionSession:
         self.rules = (InspectionRules.from_yaml(opts.rules, self.class_names) if opts.rules else InspectionRules())
         self.source = (opts.source if isinstance(opts.source, FrameSource) else
                        open_source(opts.source, **opts.camera))
+        # held from here to close: a second process on the same folder is refused before it writes
+        self.out = OutputFolder(opts.out) if opts.out is not None else None
         ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)
         # tile mode cuts each ring slot into crop views made once, so its slots keep their own buffers
         self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after,
                                borrow=opts.mode != "tile")
-        self.capture.start()
         self.engine: Engine | None = None
         self.sinks: list[Sink] = []
         try:
+            self.capture.start()
             self._open(manifest)
         except BaseException:
             self.close()
@@ -108,8 +111,7 @@ class InspectionSession:
         renderer = OverlayRenderer(frame_shape, self.class_names, self.class_colors, opts.alpha,
                                    self.source.color_order) if opts.video or opts.overlays or opts.window else None
         if opts.out is not None:
-            opts.out.mkdir(parents=True, exist_ok=True)
-            sinks.append(JsonLinesSink(opts.out / "results.jsonl"))
+            sinks.append(JsonLinesSink(opts.out / "results.jsonl", self.result_header()))
             if opts.masks:
                 sinks.append(MaskPngSink(opts.out / "masks"))
             if opts.overlays and renderer is not None:
@@ -119,6 +121,13 @@ class InspectionSession:
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks
+
+    def result_header(self) -> dict:
+        """The fields every result line of this run starts with (docs/schemas/result-v1.schema.json)."""
+        manifest = self.bundle.manifest
+        bundle = {"name": self.bundle.path.resolve().name, "sha256": manifest["manifest_sha256"],
+                  "backend": manifest["backend"], "precision": manifest["precision"]}
+        return {"run": self.run_id, "station": None, "camera": None, "source": self.source.name, "bundle": bundle}
 
     def run(self) -> RunSummary:
         """Stream until the source ends, ``max_frames``, or ``loop.stop()``; a source lost for
@@ -131,19 +140,22 @@ class InspectionSession:
             summary = RunSummary(self.loop.frames, self.loop.failed, self.capture.dropped, self.capture.bad,
                                  self.capture.reconnects, 0.0, "source lost", self.loop.times.summary())
         summary.error = error
-        if self.opts.out is not None:
-            report = {"bundle": str(self.opts.bundle), "source": self.source.name, "mode": self.opts.mode,
+        if self.out is not None:
+            report = {"run": self.run_id, "bundle": str(self.opts.bundle), "source": self.source.name,
+                      "mode": self.opts.mode,
                       "throughput": self.opts.throughput, "requests": self.loop.engine.requests,
                       "frame_shape": list(self.capture.frame_shape), **summary.to_dict()}
             if self.tiles is not None:
                 report["tiles"] = {"count": len(self.tiles), "overlap": self.opts.overlap}
-            (self.opts.out / "timing.json").write_text(json.dumps(report, indent=2) + "\n")
+            self.out.write_report(report)
         return summary
 
     def close(self) -> None:
         self.capture.stop()
         if self.engine is not None:
             self.engine.close()
+        if self.out is not None:
+            self.out.close()
 
     def __enter__(self) -> InspectionSession:
         return self

@@ -42,23 +42,38 @@ class Sink:
         pass
 
 
-class JsonLinesSink(Sink):
-    """``results.jsonl``: index, timestamp, verdict, reasons, regions and stage timings per frame.
-    Written a line at a time, so a stopped or killed run keeps every finished frame."""
+RESULT_SCHEMA_VERSION = 1  # docs/schemas/result-v1.schema.json
 
-    def __init__(self, path: Path):
+
+class JsonLinesSink(Sink):
+    """``results.jsonl``: one line per frame in the published schema (docs/schemas/): the run's
+    own fields (``header``: run, source, bundle, ...), then index, timestamp, verdict, reasons,
+    regions and stage timings. Appended a line at a time and never rewritten, so a stopped or
+    killed run keeps every finished frame and a later run into the same folder continues it."""
+
+    def __init__(self, path: Path, header: dict | None = None):
         self.path = path
-        self.file = open(path, "w", buffering=1)
+        fields = {"schema_version": RESULT_SCHEMA_VERSION, **(header or {})}
+        self._prefix = json.dumps(fields)[:-1] + ", "  # made once: every line starts with the run's fields
+        self.file = open(path, "a", buffering=1)
+        if self.file.tell() and not _ends_a_line(path):  # a line cut by a killed run stays on its own
+            self.file.write("\n")
 
     def write(self, result: FrameResult) -> None:
         inspection = result.inspection
         line = {"index": result.index, "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
                 "regions": [r.to_dict() for r in inspection.regions],
                 "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
-        self.file.write(json.dumps(line) + "\n")
+        self.file.write(self._prefix + json.dumps(line)[1:] + "\n")
 
     def close(self) -> None:
         self.file.close()
+
+
+def _ends_a_line(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 class MaskPngSink(Sink):

@@ -337,3 +337,51 @@ def test_a_window_without_gui_support_is_a_clear_error():
     renderer = OverlayRenderer((32, 32), ["bg", "a"], [(0, 0, 0), (255, 0, 0)])
     with pytest.raises(ConfigError, match="no window support"):
         WindowSink(renderer)
+
+
+def test_every_result_line_follows_the_published_schema(bundle_factory, stream, tmp_path):
+    import jsonschema
+
+    schema_file = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "result-v1.schema.json"
+    schema = json.loads(schema_file.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    bundle = bundle_factory("openvino", "fp32").path
+    _run(bundle, str(stream[0]), tmp_path)
+    lines = _lines(tmp_path)
+    for line in lines:
+        jsonschema.validate(line, schema)
+    assert any(line["regions"] for line in lines)  # regions were checked too, not only empty lists
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert lines[0]["bundle"]["sha256"] == manifest["manifest_sha256"] and lines[0]["source"] == str(stream[0])
+
+
+def test_a_second_run_into_the_same_folder_continues_it_and_loses_nothing(bundle_factory, stream, tmp_path):
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    video, frames = stream
+    _run(bundle, str(video), tmp_path, max_frames=5)
+    with open(tmp_path / "results.jsonl", "a") as results:
+        results.write('{"schema_version": 1, "run": "killed mid-li')  # as a run killed mid-write leaves it
+    _run(bundle, str(video), tmp_path)
+    text = (tmp_path / "results.jsonl").read_text().splitlines()
+    whole = [json.loads(line) for line in text if not line.startswith('{"schema_version": 1, "run": "killed')]
+    assert len(whole) == 5 + len(frames) and len(text) == len(whole) + 1
+    first, second = whole[0]["run"], whole[-1]["run"]
+    assert first != second and [line["run"] for line in whole] == [first] * 5 + [second] * len(frames)
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [(run["run"], run["frames"]) for run in runs] == [(first, 5), (second, len(frames))]
+    assert json.loads((tmp_path / "timing.json").read_text())["run"] == second
+
+
+def test_a_second_process_on_the_same_folder_is_refused_in_one_line(bundle_factory, stream, tmp_path):
+    from edgeseg.runtime.outdir import OutputFolder
+
+    held = OutputFolder(tmp_path)  # as a run in progress holds it
+    try:
+        bundle = bundle_factory("onnxruntime", "fp32").path
+        result = subprocess.run([sys.executable, "-m", "edgeseg", "run", str(bundle), str(stream[0]), "--out",
+                                 str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=120)
+    finally:
+        held.close()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"another edgeseg run (pid {os.getpid()}) writes into this folder" in result.stderr
+    assert not (tmp_path / "results.jsonl").exists()

@@ -1,0 +1,59 @@
+"""An output folder that one run writes at a time: a second process on the same folder is
+refused, and each run's report is kept beside the others, never overwritten."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgeseg.errors import ConfigError
+
+LOCK_FILE = ".edgeseg.lock"
+
+
+def run_id() -> str:
+    """When a run starts, as it names the run in every result line (ISO 8601, UTC, to the ms)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class OutputFolder:
+    """``--out DIR`` held for one run: created, locked (flock, released by the kernel if the
+    process dies), and given the run's report."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.path / LOCK_FILE, "a+")
+        except OSError as e:
+            raise ConfigError(f"cannot write here ({e.strerror})", self.path, "give another --out") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "another process"
+            self._lock.close()
+            raise ConfigError(f"another edgeseg run ({holder}) writes into this folder", self.path,
+                              "stop it, or give another --out") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"pid {os.getpid()}\n")
+        self._lock.flush()
+
+    def write_report(self, report: dict) -> None:
+        """``timing.json`` (the latest run, replaced whole) and a line in ``runs.jsonl`` (every run)."""
+        text = json.dumps(report, indent=2) + "\n"
+        partial = self.path / ".timing.json.partial"
+        partial.write_text(text)
+        os.replace(partial, self.path / "timing.json")
+        with open(self.path / "runs.jsonl", "a") as runs:
+            runs.write(json.dumps(report) + "\n")
+
+    def close(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
