@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from edgeseg.cli.engine_flags import add_engine_flags, engine_options
@@ -63,6 +64,7 @@ def _one_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 def run(args: argparse.Namespace) -> int:
     from edgeseg.engines import Bundle
+    from edgeseg.errors import SourceError
     from edgeseg.runtime.session import InspectionSession, RunOptions
 
     logging.basicConfig(level=logging.WARNING, format="edgeseg: %(message)s")
@@ -73,22 +75,26 @@ def run(args: argparse.Namespace) -> int:
                       masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
                       max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
                       engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)
-    session = InspectionSession(opts)
-    signals_seen = []
+    stopping, signals_seen = threading.Event(), []
 
     def stop(signum, _frame):
         signals_seen.append(signum)
         if len(signals_seen) > 1:  # a second Ctrl-C means now
             raise KeyboardInterrupt
-        session.loop.stop()
+        stopping.set()  # heard while waiting for a camera at start, too
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = session.run()
+        with InspectionSession(opts, stopping) as session:
+            summary = session.run()
+    except SourceError:
+        if not signals_seen:
+            raise
+        print(f"stopped ({signal.Signals(signals_seen[0]).name}) while waiting for the source: no frame processed")
+        return 0
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        session.close()
     print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps): "
           f"{summary.frames - summary.failed} passed, {summary.failed} failed; dropped {summary.dropped}, "
           f"bad {summary.bad_frames}, reconnects {summary.reconnects}; ended by {summary.ended_by}"

@@ -61,25 +61,13 @@ class Capture:
     def frame_shape(self) -> tuple[int, ...]:
         return self.frames[0].shape
 
-    def start(self) -> None:
-        """Open the source and read its first frame, which sets the ring's frame shape."""
+    def start(self, stop: threading.Event | None = None) -> None:
+        """Open the source and read its first frame, which sets the ring's frame shape. A live
+        source that cannot be opened or gives no frame is retried with backoff, as a reconnect,
+        until it does, ``give_up_after`` passes or ``stop`` is set (a SourceError then)."""
         if self.borrow:
             self.source.lend_up_to(self.slot_count)
-        self.source.open()
-        self.lending = self.borrow and self.source.lends  # decided once: a reopened source lends as before
-        first = None
-        for _ in range(_FIRST_FRAME_TRIES):
-            try:
-                first = self._lend(None) if self.lending else self.source.read(None)  # lent: (frame, token)
-                break
-            except BadFrame as e:
-                self._count_bad(e)
-            except FrameLost as e:
-                raise SourceError(f"the source gave no frame ({e})", fix="check the camera or stream") from None
-        if first is None:
-            self.source.close()
-            raise SourceError("the source gave no usable frame", self.source.name,
-                              "check that it holds images or video")
+        first = self._first_frame_live(stop or threading.Event()) if self.live else self._first_frame()
         if isinstance(first, tuple):  # lent: a slot holding no lent frame shows one placeholder
             self._placeholder = np.empty_like(first[0])
             self.frames = [self._placeholder] * self.slot_count
@@ -92,6 +80,45 @@ class Capture:
         self.state = "running"
         self._thread = threading.Thread(target=self._run, name="edgeseg-capture", daemon=True)
         self._thread.start()
+
+    def _first_frame(self) -> np.ndarray | tuple[np.ndarray, object]:
+        """Open the source and read until a usable frame (lent: the frame and its token)."""
+        self.source.open()
+        self.lending = self.borrow and self.source.lends  # decided once: a reopened source lends as before
+        for _ in range(_FIRST_FRAME_TRIES):
+            try:
+                first = self._lend(None) if self.lending else self.source.read(None)
+            except BadFrame as e:
+                self._count_bad(e)
+                continue
+            except FrameLost as e:
+                self.source.close()
+                raise SourceError(f"the source gave no frame ({e})", fix="check the camera or stream") from None
+            if first is not None:
+                return first
+            break
+        self.source.close()
+        raise SourceError("the source gave no usable frame", self.source.name, "check that it holds images or video")
+
+    def _first_frame_live(self, stop: threading.Event) -> np.ndarray | tuple[np.ndarray, object]:
+        """A live source's first frame, waited for: a camera or stream that is not there yet is
+        tried again with backoff (0.25 s doubling to 8 s), as a reconnect is."""
+        delay, since, tries = self.backoff[0], time.monotonic(), 0
+        while True:
+            try:
+                return self._first_frame()
+            except SourceError as e:
+                waited = time.monotonic() - since
+                if self.give_up_after is not None and waited + delay > self.give_up_after:
+                    raise SourceError(f"the source has not come up in {self.give_up_after:g} s ({e.what})",
+                                      self.source.name, "check the camera, cable or stream, then start again") from None
+                if tries == 0:
+                    log.warning("%s; waiting for it (retrying with backoff)", e)
+                self.state = "waiting for the source"
+            if stop.wait(delay):
+                raise SourceError("stopped while waiting for the source", self.source.name)
+            tries += 1
+            delay = min(delay * 2, self.backoff[1])
 
     def _lend(self, shape: tuple[int, ...] | None) -> tuple[np.ndarray, object] | None:
         """A lent frame and its token; one the ring cannot hold as it is goes straight back."""
@@ -205,11 +232,14 @@ class Capture:
             return True
         return False
 
-    def take(self) -> int | None:
-        """The next frame's slot (the newest for a live source), or None when the source has ended
-        or the capture was stopped. The slot is the caller's until ``release``."""
+    def take(self, stop: threading.Event | None = None) -> int | None:
+        """The next frame's slot (the newest for a live source), or None when the source has ended,
+        the capture was stopped or ``stop`` is set (while a live source is down or every frame is
+        bad, too). The slot is the caller's until ``release``."""
         with self._cond:
             while not self._ready:
+                if stop is not None and stop.is_set():
+                    return None
                 if self._ended or self._stop.is_set():
                     if self._error is not None:
                         error, self._error = self._error, None

@@ -89,7 +89,7 @@ class InspectionLoop:
 
     def __init__(self, engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],
                  sinks: list[Sink] | None = None, tiles: TileGrid | None = None, source_order: str = "bgr",
-                 status: StatusLine | None = None):
+                 status: StatusLine | None = None, stop: threading.Event | None = None):
         self.engine, self.capture, self.rules, self.tiles = engine, capture, rules, tiles
         self.sinks: list[Sink] = sinks if sinks is not None else []  # the caller's list: sinks added later count
         self.status = status
@@ -100,7 +100,7 @@ class InspectionLoop:
         self.times = StageTimes()
         self.frames = self.failed = 0
         self._t = np.zeros(len(STAGES), np.float64)
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
 
     throughput = False
 
@@ -111,13 +111,11 @@ class InspectionLoop:
 
     def run(self, max_frames: int | None = None) -> RunSummary:
         started = time.perf_counter()
-        ended_by = "end of source"
         try:
-            while (reason := self._should_stop(max_frames)) is None:
-                if not self._one_frame():
+            while (ended_by := self._should_stop(max_frames)) is None:
+                if not self._one_frame():  # no frame came: the source ended, or a stop request cut the wait
+                    ended_by = "stop request" if self._stop.is_set() else "end of source"
                     break
-            else:
-                ended_by = reason
         finally:
             self._finish_in_flight()  # every frame already submitted gets its results written
             for sink in self.sinks:
@@ -131,7 +129,7 @@ class InspectionLoop:
 
     def _one_frame(self) -> bool:
         start = time.perf_counter()
-        slot = self.capture.take()
+        slot = self.capture.take(self._stop)  # a stop request is heard while no frame comes, too
         if slot is None:
             return False
         taken = time.perf_counter()
@@ -280,9 +278,10 @@ class ThroughputLoop(InspectionLoop):
 
 def make_loop(engine: Engine, capture: Capture, rules: InspectionRules, class_names: list[str],
               sinks: list[Sink] | None = None, tiles: TileGrid | None = None, throughput: bool = False,
-              source_order: str = "bgr", status: StatusLine | None = None) -> InspectionLoop:
+              source_order: str = "bgr", status: StatusLine | None = None,
+              stop: threading.Event | None = None) -> InspectionLoop:
     """The loop for a mode, chosen once: tiled, throughput or latency."""
     if tiles is not None and throughput:
         raise ValueError("tile mode already keeps the requests busy; it runs without throughput mode")
     kind = TiledLoop if tiles is not None else ThroughputLoop if throughput else LatencyLoop
-    return kind(engine, capture, rules, class_names, sinks, tiles, source_order, status)
+    return kind(engine, capture, rules, class_names, sinks, tiles, source_order, status, stop)

@@ -4,6 +4,7 @@ Used by ``edgeseg run`` and by the benchmarks, so both measure the same thing.""
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,9 @@ class RunOptions:
 
 
 class InspectionSession:
-    def __init__(self, opts: RunOptions):
+    def __init__(self, opts: RunOptions, stop: threading.Event | None = None):
+        """``stop``, when set (from a signal handler, another thread), ends the wait for a source
+        at start and the run after the frame at hand; ``session.loop.stop()`` sets it too."""
         if opts.mode not in MODES:
             raise ConfigError(f"unknown mode '{opts.mode}'", fix=f"choose {' or '.join(MODES)}")
         if opts.mode == "tile" and opts.throughput:
@@ -63,6 +66,7 @@ class InspectionSession:
         if (opts.video or opts.masks or opts.overlays) and opts.out is None:
             raise ConfigError("--video, --masks and --overlays write into --out DIR", fix="add --out DIR")
         self.opts = opts
+        self.stopping = stop or threading.Event()
         self.run_id = run_id()
         self.bundle = Bundle.read(opts.bundle)
         manifest = self.bundle.manifest
@@ -80,7 +84,7 @@ class InspectionSession:
         self.engine: Engine | None = None
         self.sinks: list[Sink] = []
         try:
-            self.capture.start()
+            self.capture.start(self.stopping)
             self._open(manifest)
         except BaseException:
             self.close()
@@ -103,7 +107,8 @@ class InspectionSession:
         engine = self.engine = open_engine(self.bundle, requests=requests, **engine_options)
         self.sinks = self._sinks(frame_shape)
         self.loop = make_loop(engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
-                              opts.throughput, self.source.color_order, StatusLine() if opts.status else None)
+                              opts.throughput, self.source.color_order, StatusLine() if opts.status else None,
+                              self.stopping)
         self.tiles = tiles
 
     def _sinks(self, frame_shape: tuple[int, ...]) -> list[Sink]:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -326,6 +327,48 @@ def test_sigterm_stops_a_live_run_cleanly_with_every_result_written(bundle_facto
     report = json.loads((out_dir / "timing.json").read_text())
     assert report["frames"] == len(lines) >= 10 and report["ended_by"] == "stop request"
     assert [line["index"] for line in lines] == sorted(line["index"] for line in lines)
+
+
+def _edgeseg_run(bundle, source: str, out_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgeseg", "run", str(bundle), source, "--out", str(out_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_sigterm_ends_a_run_whose_stream_is_down_within_a_bound(bundle_factory, tmp_path):
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
+    server = serve_stream(url, seconds=60)
+    out_dir = tmp_path / "o"
+    run = _edgeseg_run(bundle, url.split("?")[0], out_dir)
+    try:
+        results = out_dir / "results.jsonl"
+        assert wait_for(lambda: results.exists() and results.read_text().count("\n") >= 5, timeout=40)
+        stop(server)  # the stream is gone: the run is reconnecting, no frame comes
+        time.sleep(1.0)
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=15)  # an open attempt times out after 5 s, then it stops
+    finally:
+        run.kill()
+        stop(server)
+    assert run.returncode == 0, stderr
+    report = json.loads((out_dir / "timing.json").read_text())
+    assert report["ended_by"] == "stop request" and report["frames"] == len(_lines(out_dir)) >= 5
+
+
+def test_sigterm_ends_the_wait_for_a_camera_that_never_came(bundle_factory, tmp_path):
+    run = _edgeseg_run(bundle_factory("onnxruntime", "fp32").path, f"http://127.0.0.1:{free_port()}/none.ts",
+                       tmp_path / "o")
+    try:
+        time.sleep(2.0)
+        assert run.poll() is None  # a camera down at start is waited for, not fatal
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=15)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    assert "stopped (SIGTERM) while waiting for the source" in stdout
+    assert "waiting for it (retrying with backoff)" in stderr
 
 
 def test_a_window_without_gui_support_is_a_clear_error():

@@ -365,9 +365,39 @@ def test_a_stream_that_dies_and_comes_back_is_reconnected():
     assert seen == sorted(seen)
 
 
-def test_an_address_nobody_serves_is_a_clear_error():
-    with pytest.raises(SourceError, match="cannot open the source"):
-        Capture(NetworkStreamSource(f"http://127.0.0.1:{free_port()}/none.ts")).start()
+def test_an_address_nobody_serves_is_waited_for_then_a_clear_error():
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"has not come up in 1 s \(cannot open the source"):
+        Capture(NetworkStreamSource(f"http://127.0.0.1:{free_port()}/none.ts"), give_up_after=1).start()
+    assert time.monotonic() - started < 5
+
+
+def test_a_camera_down_at_start_is_waited_for_and_picked_up_when_it_comes():
+    port = free_port()
+    url = f"udp://127.0.0.1:{port}?pkt_size=1316"
+    capture = Capture(NetworkStreamSource(url), backoff=(0.25, 1.0))
+    server = threading.Timer(2.0, lambda: servers.append(serve_stream(url, seconds=20)))
+    servers: list = []
+    server.start()
+    try:
+        capture.start()  # blocks until the stream is there
+        slot = capture.take()
+        assert slot is not None and capture.frames[slot].shape[:2] == (128, 160)
+        capture.release(slot)
+    finally:
+        capture.stop()
+        server.join()
+        for process in servers:
+            stop(process)
+
+
+def test_a_stop_request_ends_the_wait_for_a_source_that_is_down():
+    stopping = threading.Event()
+    threading.Timer(0.5, stopping.set).start()
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="stopped while waiting for the source"):
+        Capture(NetworkStreamSource(f"http://127.0.0.1:{free_port()}/none.ts")).start(stopping)
+    assert time.monotonic() - started < 5  # refused at once, then the wait between tries is cut short
 
 
 def test_the_pylon_camera_emulator_gives_mono_frames_lent_from_pylons_buffers(monkeypatch):
