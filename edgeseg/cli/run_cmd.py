@@ -49,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--height", type=positive_int, help="frame height to ask of a camera")
     p.add_argument("--fps", type=positive_float, help="frame rate to ask of a camera")
     p.add_argument("--quiet", action="store_true", help="no live status line")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any frame was skipped as unreadable (an offline check of saved photos)")
     add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run, check=lambda args: _one_source(p, args))
 
@@ -104,5 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"results: {args.out / 'results.jsonl'}, timing: {args.out / 'timing.json'}")
     if summary.error is not None:
         print(f"edgeseg: error: {summary.error}", file=sys.stderr)
+        return 1
+    if args.strict and summary.bad_frames:
+        print(f"edgeseg: error: {summary.bad_frames} frame(s) skipped as unreadable (--strict)", file=sys.stderr)
         return 1
     return 0

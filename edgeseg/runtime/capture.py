@@ -31,7 +31,7 @@ _NOT_LENT = object()  # a slot's token when it holds no lent frame (a source's t
 
 class Capture:
     def __init__(self, source: FrameSource, slots: int = 3, backoff: tuple[float, float] = (0.25, 8.0),
-                 give_up_after: float | None = None, borrow: bool = True):
+                 give_up_after: float | None = None, borrow: bool = True, fixed_shape: bool = False):
         if slots < 2:
             raise ValueError("a capture ring needs at least 2 slots")
         self.source = source
@@ -40,12 +40,16 @@ class Capture:
         self.backoff = backoff
         self.give_up_after = give_up_after
         self.borrow = borrow  # take lent frames where the source lends (False: every slot keeps its own buffer)
+        # frames of another size than the first are skipped (tile mode's crops are views made once);
+        # else a slot's buffer is made again at the new size, only when the size changes
+        self.fixed_shape = fixed_shape
         self.frames: list[np.ndarray] = []
         self._lent: list[object] = [_NOT_LENT] * slots  # per slot, the token of the lent frame it holds
         self._placeholder: np.ndarray | None = None
         self.lending = False  # set when the source is opened
         self.index = np.zeros(slots, np.int64)  # frame number, 0-based: the source's own where it has one
         self.stamp = np.zeros(slots, np.float64)  # wall-clock seconds when the frame was captured
+        self.names: list[str | None] = [None] * slots  # the frame's own name, where its source has one
         self.captured = self.dropped = self.bad = self.reconnects = 0
         self.state = "idle"  # "running", "reconnecting", "ended"
         self._free: collections.deque[int] = collections.deque()
@@ -56,10 +60,12 @@ class Capture:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._next_index = 0
+        self._first_shape: tuple[int, ...] = ()
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
-        return self.frames[0].shape
+        """The first frame's shape (later frames may differ unless ``fixed_shape``)."""
+        return self._first_shape
 
     def start(self, stop: threading.Event | None = None) -> None:
         """Open the source and read its first frame, which sets the ring's frame shape. A live
@@ -68,6 +74,7 @@ class Capture:
         if self.borrow:
             self.source.lend_up_to(self.slot_count)
         first = self._first_frame_live(stop or threading.Event()) if self.live else self._first_frame()
+        self._first_shape = (first[0] if isinstance(first, tuple) else first).shape
         if isinstance(first, tuple):  # lent: a slot holding no lent frame shows one placeholder
             self._placeholder = np.empty_like(first[0])
             self.frames = [self._placeholder] * self.slot_count
@@ -126,7 +133,7 @@ class Capture:
         if lent is None:
             return None
         frame, token = lent
-        if not usable_as_is(frame) or (shape is not None and frame.shape != shape):
+        if not usable_as_is(frame) or (self.fixed_shape and shape is not None and frame.shape != shape):
             self.source.give_back(token)
             raise BadFrame(f"lent frame of {frame.shape} {frame.dtype} where the stream takes "
                            f"{shape or 'mono or colour'} uint8")
@@ -136,7 +143,13 @@ class Capture:
         """The next frame into ``slot``: read into its buffer, or lent (after the lent frame the
         slot held goes back)."""
         if not self.lending:
-            return self.source.read(self.frames[slot])
+            frame = self.source.read(self.frames[slot])
+            if frame is None or frame is self.frames[slot]:
+                return frame
+            if self.fixed_shape:
+                raise BadFrame(f"frame of {frame.shape} where the stream has {self.frames[slot].shape}")
+            self.frames[slot] = frame  # this slot's buffer from now on, at the frame's size
+            return frame
         self._return_lent(slot)
         lent = self._lend(self.frames[slot].shape)
         if lent is None:
@@ -154,6 +167,7 @@ class Capture:
     def _publish(self, slot: int) -> None:
         number = self.source.frame_number
         self.index[slot] = self._next_index if number is None else number
+        self.names[slot] = self.source.frame_name
         self.stamp[slot] = time.time()
         self._next_index += 1
         self.captured += 1

@@ -29,6 +29,7 @@ from edgeseg.runtime.tiles import TileGrid
 from edgeseg.runtime.timing import STAGES, StageTimes
 
 _WAIT, _PRE, _INFER, _POST, _SINK, _E2E = range(len(STAGES))
+SIZES_KEPT = 8  # frame sizes whose buffers are kept at once
 
 
 @dataclass
@@ -94,9 +95,10 @@ class InspectionLoop:
         self.sinks: list[Sink] = sinks if sinks is not None else []  # the caller's list: sinks added later count
         self.status = status
         self.on_frame: Callable[[], None] | None = None  # called after each frame's results are written
-        frame_shape = capture.frame_shape
-        self.pre = Preprocessor(engine, frame_shape, source_order)
-        self.post = Postprocessor(engine, (frame_shape[0], frame_shape[1]), rules, class_names, tiles)
+        self.class_names, self.source_order = class_names, source_order
+        self._by_shape: collections.OrderedDict[tuple[int, ...], tuple[Preprocessor, Postprocessor]] = \
+            collections.OrderedDict()
+        self.pre, self.post = self._processors(capture.frame_shape)  # the first frame's
         self.times = StageTimes()
         self.frames = self.failed = 0
         self._t = np.zeros(len(STAGES), np.float64)
@@ -146,14 +148,28 @@ class InspectionLoop:
     def _in_flight_count(self) -> int:
         return 0
 
-    def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool) -> None:
+    def _processors(self, shape: tuple[int, ...]) -> tuple[Preprocessor, Postprocessor]:
+        """The resize into the engine and the results at frame size, for frames of this shape:
+        made the first time a size is seen (a folder of photos, a camera back at another
+        resolution), kept for the last few sizes."""
+        made = self._by_shape.get(shape)
+        if made is None:
+            if len(self._by_shape) >= SIZES_KEPT:
+                self._by_shape.popitem(last=False)
+            made = self._by_shape[shape] = (
+                Preprocessor(self.engine, shape, self.source_order),
+                Postprocessor(self.engine, (shape[0], shape[1]), self.rules, self.class_names, self.tiles))
+        return made
+
+    def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool,
+                 post: Postprocessor) -> None:
         """Inspect ``post.mask``, write to the sinks, record the times; frees the ring slot."""
         capture = self.capture
-        inspection = self.post.inspect(defects)
+        inspection = post.inspect(defects)
         sink_start = time.perf_counter()
         t[_POST] = sink_start - post_start
         result = FrameResult(int(capture.index[slot]), float(capture.stamp[slot]), capture.frames[slot],
-                             self.post, inspection, t)
+                             post, inspection, t, capture.names[slot])
         for sink in self.sinks:
             sink.write(result)
         end = time.perf_counter()
@@ -182,14 +198,15 @@ class LatencyLoop(InspectionLoop):
     """One request: each frame is resized into the engine, inferred and inspected in turn."""
 
     def _process(self, slot: int, start: float, taken: float) -> None:
-        t = self._t
-        self.pre(self.capture.frames[slot])
+        t, frame = self._t, self.capture.frames[slot]
+        pre, post = self._processors(frame.shape)
+        pre(frame)
         inferred_from = time.perf_counter()
         t[_PRE] = inferred_from - taken
         self.engine.infer()
         post_start = time.perf_counter()
         t[_INFER] = post_start - inferred_from
-        self._deliver(slot, t, taken, post_start, self.post.resized())
+        self._deliver(slot, t, taken, post_start, post.resized(), post)
 
 
 class TiledLoop(InspectionLoop):
@@ -216,7 +233,7 @@ class TiledLoop(InspectionLoop):
         engine.drain()
         post_start = time.perf_counter()
         t[_INFER] = post_start - taken - t[_PRE]  # tiles run, and are stitched, while others are copied
-        self._deliver(slot, t, taken, post_start, cv2.countNonZero(self.post.frame_mask()) > 0)
+        self._deliver(slot, t, taken, post_start, cv2.countNonZero(self.post.frame_mask()) > 0, self.post)
 
     def _stitch(self, request: int) -> None:
         self.post.stitch(request, self._tile_of[request])
@@ -237,6 +254,7 @@ class ThroughputLoop(InspectionLoop):
         self._started = np.zeros((r, 4), np.float64)  # take, taken, preprocess, submitted (perf_counter)
         self._finished_at = np.zeros(r, np.float64)
         self._in_flight: collections.deque[int] = collections.deque()
+        self._post_of = [self.post] * r  # the results side for the frame each request holds
 
     def _process(self, slot: int, start: float, taken: float) -> None:
         engine = self.engine
@@ -244,7 +262,9 @@ class ThroughputLoop(InspectionLoop):
         while self._pending[request]:  # its last result is not written yet: finish in order up to it
             self._finish(self._in_flight.popleft())
         pre_start = time.perf_counter()
-        self.pre(self.capture.frames[slot], request)
+        frame = self.capture.frames[slot]
+        pre, self._post_of[request] = self._processors(frame.shape)
+        pre(frame, request)
         submitted = time.perf_counter()
         self._started[request] = (start, taken, pre_start, submitted)
         self._slot_of[request] = slot
@@ -265,7 +285,8 @@ class ThroughputLoop(InspectionLoop):
         t[_WAIT], t[_PRE] = taken - start, submitted - pre_start  # the wait for a free request is in end_to_end
         t[_INFER] = self._finished_at[request] - submitted
         post_start = time.perf_counter()
-        self._deliver(self._slot_of[request], t, taken, post_start, self.post.resized(request))
+        post = self._post_of[request]
+        self._deliver(self._slot_of[request], t, taken, post_start, post.resized(request), post)
 
     def _finish_in_flight(self) -> None:
         self.engine.drain()

@@ -68,3 +68,25 @@ class OverlayRenderer:
             cv2.rectangle(self.image, (8, y - self.line + 10), (8 + self.line - 10, y), color, cv2.FILLED)
             self._text(name, (8 + self.line, y - 4))
             y -= self.line
+
+
+class OverlayRenderers:
+    """Overlays for frames of any size: one renderer per frame shape, made when a shape first
+    comes and kept for the last few, all sharing the class table and opacity."""
+
+    def __init__(self, class_names: list[str], class_colors: list[tuple[int, int, int]], alpha: float = 0.5,
+                 source_order: str = "bgr", kept: int = 8):
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], not {alpha}")
+        self.class_names, self.class_colors, self.alpha = class_names, class_colors, alpha
+        self.source_order, self.kept = source_order, kept
+        self._by_shape: dict[tuple[int, ...], OverlayRenderer] = {}
+
+    def render(self, frame: np.ndarray, mask: np.ndarray, verdict: Verdict, index: int) -> np.ndarray:
+        renderer = self._by_shape.get(frame.shape)
+        if renderer is None:
+            if len(self._by_shape) >= self.kept:
+                del self._by_shape[next(iter(self._by_shape))]
+            renderer = self._by_shape[frame.shape] = OverlayRenderer(
+                frame.shape, self.class_names, self.class_colors, self.alpha, self.source_order)
+        return renderer.render(frame, mask, verdict, index)

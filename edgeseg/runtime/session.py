@@ -13,7 +13,7 @@ from edgeseg.errors import ConfigError, SourceError
 from edgeseg.runtime.capture import Capture
 from edgeseg.runtime.loop import RunSummary, StatusLine, make_loop
 from edgeseg.runtime.outdir import OutputFolder, run_id
-from edgeseg.runtime.overlay import OverlayRenderer
+from edgeseg.runtime.overlay import OverlayRenderers
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
 from edgeseg.runtime.sources import FrameSource, open_source
@@ -80,7 +80,7 @@ class InspectionSession:
         ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)
         # tile mode cuts each ring slot into crop views made once, so its slots keep their own buffers
         self.capture = Capture(self.source, ring_slots, give_up_after=opts.give_up_after,
-                               borrow=opts.mode != "tile")
+                               borrow=opts.mode != "tile", fixed_shape=opts.mode == "tile")
         self.engine: Engine | None = None
         self.sinks: list[Sink] = []
         try:
@@ -113,8 +113,8 @@ class InspectionSession:
 
     def _sinks(self, frame_shape: tuple[int, ...]) -> list[Sink]:
         opts, sinks = self.opts, list[Sink]()
-        renderer = OverlayRenderer(frame_shape, self.class_names, self.class_colors, opts.alpha,
-                                   self.source.color_order) if opts.video or opts.overlays or opts.window else None
+        renderer = OverlayRenderers(self.class_names, self.class_colors, opts.alpha,
+                                    self.source.color_order) if opts.video or opts.overlays or opts.window else None
         if opts.out is not None:
             sinks.append(JsonLinesSink(opts.out / "results.jsonl", self.result_header()))
             if opts.masks:
@@ -122,7 +122,8 @@ class InspectionSession:
             if opts.overlays and renderer is not None:
                 sinks.append(OverlayImageSink(opts.out / "overlays", renderer, opts.overlays == "failed"))
             if opts.video and renderer is not None:
-                sinks.append(OverlayVideoSink(opts.out / "overlay.mp4", renderer, self.source.fps or 25.0))
+                sinks.append(OverlayVideoSink(opts.out / "overlay.mp4", renderer, self.source.fps or 25.0,
+                                              (frame_shape[0], frame_shape[1])))
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from edgeseg.errors import ConfigError
-from edgeseg.runtime.overlay import OverlayRenderer
+from edgeseg.runtime.overlay import OverlayRenderers
 from edgeseg.runtime.postprocess import Inspection, Postprocessor
 from edgeseg.runtime.timing import STAGES
 
@@ -18,11 +18,12 @@ class FrameResult:
     """One frame's results. ``frame`` and ``mask`` are reused buffers, valid while sinks write;
     the frame-size mask is made when a sink first asks for it."""
 
-    __slots__ = ("index", "timestamp", "frame", "_post", "inspection", "timings")
+    __slots__ = ("index", "timestamp", "frame", "_post", "inspection", "timings", "name")
 
     def __init__(self, index: int, timestamp: float, frame: np.ndarray, post: Postprocessor,
-                 inspection: Inspection, timings: np.ndarray):
+                 inspection: Inspection, timings: np.ndarray, name: str | None = None):
         self.index, self.timestamp, self.frame, self._post = index, timestamp, frame, post
+        self.name = name  # the frame's own name (a photo's file name), where its source has one
         self.inspection = inspection
         self.timings = timings  # seconds per stage, STAGES order (sink and end to end not yet known)
 
@@ -61,7 +62,8 @@ class JsonLinesSink(Sink):
 
     def write(self, result: FrameResult) -> None:
         inspection = result.inspection
-        line = {"index": result.index, "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
+        line = {"index": result.index, **({"file": result.name} if result.name else {}),
+                "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
                 "regions": [r.to_dict() for r in inspection.regions],
                 "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
         self.file.write(self._prefix + json.dumps(line)[1:] + "\n")
@@ -76,38 +78,50 @@ def _ends_a_line(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
+def file_stem(result: FrameResult) -> str:
+    """What a frame's mask and overlay files are called: the photo's own name where the frame is
+    one, else its number (``00000042``)."""
+    return Path(result.name).stem if result.name else f"{result.index:08d}"
+
+
 class MaskPngSink(Sink):
-    """``masks/00000042.png``: the class-id mask at frame size."""
+    """``masks/<photo>.png`` or ``masks/00000042.png``: the class-id mask at the frame's size."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
-        cv2.imwrite(str(self.folder / f"{result.index:08d}.png"), result.mask)
+        cv2.imwrite(str(self.folder / f"{file_stem(result)}.png"), result.mask)
 
 
 class OverlayVideoSink(Sink):
-    """``overlay.mp4`` (MPEG-4 part 2, which every OpenCV build can write)."""
+    """``overlay.mp4`` (MPEG-4 part 2, which every OpenCV build can write), at the size of the
+    first frame: frames of another size are scaled to it."""
 
-    def __init__(self, path: Path, renderer: OverlayRenderer, fps: float):
+    def __init__(self, path: Path, renderer: OverlayRenderers, fps: float, frame_size: tuple[int, int]):
         self.path, self.renderer = path, renderer
-        height, width = renderer.image.shape[:2]
+        height, width = frame_size
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
         if not self.writer.isOpened():
             raise ConfigError("cannot write the overlay video", path, "check the folder, or leave out --video")
+        self._scaled = np.zeros((height, width, 3), np.uint8)
 
     def write(self, result: FrameResult) -> None:
-        self.writer.write(self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index))
+        image = self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index)
+        if image.shape != self._scaled.shape:
+            image = cv2.resize(image, self._scaled.shape[1::-1], dst=self._scaled, interpolation=cv2.INTER_AREA)
+        self.writer.write(image)
 
     def close(self) -> None:
         self.writer.release()
 
 
 class OverlayImageSink(Sink):
-    """``overlays/00000042.jpg``: the overlay of each frame, or only of failed frames."""
+    """``overlays/<photo>.jpg`` or ``overlays/00000042.jpg``: the overlay of each frame, or only of
+    failed frames."""
 
-    def __init__(self, folder: Path, renderer: OverlayRenderer, failed_only: bool = False):
+    def __init__(self, folder: Path, renderer: OverlayRenderers, failed_only: bool = False):
         self.folder, self.renderer, self.failed_only = folder, renderer, failed_only
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -115,13 +129,13 @@ class OverlayImageSink(Sink):
         if self.failed_only and result.inspection.verdict.passed:
             return
         image = self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index)
-        cv2.imwrite(str(self.folder / f"{result.index:08d}.jpg"), image)
+        cv2.imwrite(str(self.folder / f"{file_stem(result)}.jpg"), image)
 
 
 class WindowSink(Sink):
     """A window with the overlay (needs an OpenCV with a GUI, not the headless wheel); q stops."""
 
-    def __init__(self, renderer: OverlayRenderer, title: str = "edgeseg"):
+    def __init__(self, renderer: OverlayRenderers, title: str = "edgeseg"):
         self.renderer, self.title = renderer, title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)

@@ -372,12 +372,12 @@ def test_sigterm_ends_the_wait_for_a_camera_that_never_came(bundle_factory, tmp_
 
 
 def test_a_window_without_gui_support_is_a_clear_error():
-    from edgeseg.runtime.overlay import OverlayRenderer
+    from edgeseg.runtime.overlay import OverlayRenderers
     from edgeseg.runtime.sinks import WindowSink
 
     gui = [line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines() if "GUI:" in line]
     assert gui == ["NONE"]  # the headless wheel we depend on
-    renderer = OverlayRenderer((32, 32), ["bg", "a"], [(0, 0, 0), (255, 0, 0)])
+    renderer = OverlayRenderers(["bg", "a"], [(0, 0, 0), (255, 0, 0)])
     with pytest.raises(ConfigError, match="no window support"):
         WindowSink(renderer)
 
@@ -428,3 +428,33 @@ def test_a_second_process_on_the_same_folder_is_refused_in_one_line(bundle_facto
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"another edgeseg run (pid {os.getpid()}) writes into this folder" in result.stderr
     assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_a_folder_of_photos_of_mixed_sizes_gives_one_result_and_one_mask_per_photo(bundle_factory, synth_data,
+                                                                                      tmp_path):
+    photos = tmp_path / "photos[line 1]"  # a bracket in the name is a name, not a pattern
+    photos.mkdir()
+    sources = sorted((synth_data / "images").iterdir())[:6]
+    for i, path in enumerate(sources):  # synthetic photos of several sizes, some turned to colour
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(photos / f"part-{i}.png"), cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if i % 2 else image)
+    (photos / "part-9.png").write_bytes(b"\x89PNG truncated")
+    assert len({cv2.imread(str(p)).shape for p in photos.glob("part-[0-5].png")}) > 2
+    out = tmp_path / "out"
+    for strict, code in ((False, 0), (True, 1)):
+        result = subprocess.run([sys.executable, "-m", "edgeseg", "run", str(bundle_factory("openvino", "fp32").path),
+                                 str(photos), "--out", str(out / str(strict)), "--masks", "--overlays", "all",
+                                 "--quiet", *(["--strict"] if strict else [])],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, result.stderr
+    lines = _lines(out / "False")
+    assert [line["file"] for line in lines] == [f"part-{i}.png" for i in range(6)]  # none skipped but the broken one
+    for line in lines:
+        photo = cv2.imread(str(photos / line["file"]))
+        mask = cv2.imread(str(out / "False" / "masks" / line["file"]), cv2.IMREAD_UNCHANGED)
+        overlay = cv2.imread(str(out / "False" / "overlays" / line["file"].replace(".png", ".jpg")))
+        assert mask.shape == photo.shape[:2] and overlay.shape == photo.shape
+        for region in line["regions"]:
+            x, y, w, h = region["bbox"]
+            assert x + w <= photo.shape[1] and y + h <= photo.shape[0]
+    assert json.loads((out / "False" / "timing.json").read_text())["bad_frames"] == 1

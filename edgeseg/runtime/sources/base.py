@@ -40,6 +40,9 @@ class FrameSource(ABC):
         # the number of the frame last read, where the source has one (a file's frame, an image's
         # place in the folder); otherwise frames are numbered as they arrive
         self.frame_number: int | None = None
+        # the name of the frame last read, where it has one (a photo's file name): results and the
+        # masks and overlays written for it are named after it
+        self.frame_name: str | None = None
 
     @abstractmethod
     def open(self) -> None:
@@ -96,7 +99,8 @@ def usable_as_is(frame: np.ndarray) -> bool:
 
 def as_frame(image: np.ndarray, out: np.ndarray | None, bit_depth: int = 16) -> np.ndarray:
     """A decoded image as the runtime takes it: uint8, mono (H, W) or BGR (H, W, 3), copied into
-    ``out`` when it fits; anything else is a BadFrame."""
+    ``out`` when it fits, else into a new array of its own size (frames may change size: a folder
+    of photos, a stream back at another resolution); anything else is a BadFrame."""
     if image is None or image.size == 0:
         raise BadFrame("empty frame")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -111,9 +115,7 @@ def as_frame(image: np.ndarray, out: np.ndarray | None, bit_depth: int = 16) -> 
         return to_8bit(image, out, bit_depth)
     if image.dtype != np.uint8:
         raise BadFrame(f"frames of dtype {image.dtype} are not supported; give uint8 or 16-bit mono")
-    if out is None:  # the first frame: a copy of its own (the source may reuse or free its buffer)
+    if out is None or out.shape != image.shape:  # a copy of its own: the source may reuse or free its buffer
         return np.array(image, order="C")
-    if out.shape != image.shape:
-        raise BadFrame(f"frame of {image.shape} where the stream had {out.shape}")
     np.copyto(out, image)
     return out

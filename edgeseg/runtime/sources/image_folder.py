@@ -39,7 +39,7 @@ class ImageFolderSource(FrameSource):
         if self.position >= len(self.paths):
             return None
         path = self.paths[self.position]
-        self.frame_number = self.position
+        self.frame_number, self.frame_name = self.position, path.name
         self.position += 1
         try:
             image = read_image(path)
