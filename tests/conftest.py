@@ -12,6 +12,14 @@ SHARED = Path(os.environ.get("EDGESEG_SHARED", Path(__file__).resolve().parents[
 MAGNETIC_TILE = SHARED / "datasets" / "magnetic-tile"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache_dir(tmp_path_factory) -> Path:
+    """Compiled-model caches go to a folder of the session's, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    os.environ["EDGESEG_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory) -> Path:
     """A small synthetic grayscale data set shared by the tests that only read it."""

@@ -1,9 +1,10 @@
 """OpenVINO: the ONNX graph converted to an IR kept in the bundle, compiled with a latency or
-throughput hint, threads, streams and an explicit inference precision, with the model cache
-inside the bundle. Inputs and outputs are bound zero-copy to the preallocated buffers; one
-reused infer request per slot serves both the latency path and throughput mode, where requests
-are started asynchronously and collected in order in the caller's thread (``InOrderRequests``;
-an AsyncInferQueue would call back into Python from OpenVINO's threads).
+throughput hint, threads, streams and an explicit inference precision, with the compiled model
+cached outside the bundle and checked before use (``model_cache.py``). Inputs and outputs are
+bound zero-copy to the preallocated buffers; one reused infer request per slot serves both the
+latency path and throughput mode, where requests are started asynchronously and collected in
+order in the caller's thread (``InOrderRequests``; an AsyncInferQueue would call back into
+Python from OpenVINO's threads).
 
 The latency path calls the compiled binding underneath OpenVINO's Python wrapper, with shared
 outputs: the wrapper's ``infer`` copies every output into new arrays, and ``start_async`` then
@@ -12,12 +13,12 @@ returns views of our own buffers and keeps nothing."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from edgeseg.cpu import native_bf16
+from edgeseg.engines import model_cache
 from edgeseg.engines.base import InOrderRequests, IOSpec, merge_options, require_module
-from edgeseg.engines.bundle import CACHE_DIR, Bundle
+from edgeseg.engines.bundle import Bundle
 from edgeseg.errors import ConfigError, EngineError, first_line
 
 NAME = "openvino"
@@ -102,8 +103,10 @@ class OpenVinoEngine(InOrderRequests):
             config["INFERENCE_NUM_THREADS"] = int(self.options["threads"])
         if self.options["streams"]:
             config["NUM_STREAMS"] = int(self.options["streams"])
-        cache = bundle.path / CACHE_DIR
-        if os.access(bundle.path, os.W_OK):  # a read-only install simply compiles on every load
+        key = model_cache.cache_key(bundle.manifest["manifest_sha256"], {
+            "backend": NAME, "version": version(), "device": self.options["device"], "config": config})
+        cache = model_cache.checked_cache(NAME, key)  # None: nowhere to write one, compiled on every load
+        if cache is not None:
             config["CACHE_DIR"] = str(cache)
         core = ov.Core()
         try:
@@ -114,6 +117,7 @@ class OpenVinoEngine(InOrderRequests):
         except Exception as e:
             raise EngineError(f"OpenVINO cannot load the model ({first_line(e)})", bundle.path,
                               "rebuild the bundle with edgeseg compile") from None
+        model_cache.record(cache, key)
         from openvino._pyopenvino import InferRequest as RequestBinding
 
         self._infer_request, self._start_request = RequestBinding.infer, RequestBinding.start_async
