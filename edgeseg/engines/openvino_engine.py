@@ -105,7 +105,7 @@ class OpenVinoEngine(InOrderRequests):
             config["NUM_STREAMS"] = int(self.options["streams"])
         key = model_cache.cache_key(bundle.manifest["manifest_sha256"], {
             "backend": NAME, "version": version(), "device": self.options["device"], "config": config})
-        cache = model_cache.checked_cache(NAME, key)  # None: nowhere to write one, compiled on every load
+        cache = self.cache_dir = model_cache.checked_cache(NAME, key)  # None: nowhere to write, compiled each load
         if cache is not None:
             config["CACHE_DIR"] = str(cache)
         core = ov.Core()

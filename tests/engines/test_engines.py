@@ -353,11 +353,12 @@ def test_a_tensorrt_bundle_builds_runs_and_proves_itself_on_a_gpu(bundle_factory
         assert done == [request] and np.array_equal(engine.masks[request], latency_mask)
 
 
-def _masks(bundle, frames) -> np.ndarray:
+def _masks(bundle, frames):
+    """The bundle's masks of the frames, and the cache folder its engine used."""
     from edgeseg.engines.accuracy import run_frames
 
     with open_engine(bundle) as engine:
-        return run_frames(engine, frames)
+        return run_frames(engine, frames), engine.cache_dir
 
 
 def test_a_tampered_or_foreign_model_cache_never_runs(bundle_factory, synth_data, caplog):
@@ -365,18 +366,17 @@ def test_a_tampered_or_foreign_model_cache_never_runs(bundle_factory, synth_data
 
     frames = load_frames(synth_data, 1, 64, 64, 16, split="val").frames
     bundle = bundle_factory("openvino", "fp32").path
-    clean = _masks(bundle, frames)
-    folders = [p.parent for p in (model_cache.cache_root() / "openvino").glob(f"*/{model_cache.RECORD}")]
-    assert folders and not (bundle / "cache").exists()  # the cache lives outside the bundle, with its record
-    folder = max(folders, key=lambda p: p.stat().st_mtime)
+    clean, folder = _masks(bundle, frames)
+    assert folder.is_relative_to(model_cache.cache_root()) and (folder / model_cache.RECORD).is_file()
+    assert not (bundle / "cache").exists()  # the cache lives outside the bundle, with its record
     blob = max((p for p in folder.iterdir() if p.name != model_cache.RECORD), key=lambda p: p.stat().st_size)
     data = bytearray(blob.read_bytes())
     for i in range(200):  # 200 flipped bytes, as a failing disk would leave them
         data[len(data) // 3 + 97 * i] ^= 0x5A
     blob.write_bytes(bytes(data))
-    assert np.array_equal(_masks(bundle, frames), clean)
+    assert np.array_equal(_masks(bundle, frames)[0], clean)
     assert "checksum mismatch" in caplog.text and "compiled again" in caplog.text
     (folder / "other-model.blob").write_bytes(b"a cache another model left")  # a file the record does not know
     caplog.clear()
-    assert np.array_equal(_masks(bundle, frames), clean)
+    assert np.array_equal(_masks(bundle, frames)[0], clean)
     assert "not the ones recorded" in caplog.text and not (folder / "other-model.blob").exists()
