@@ -99,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
     print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps): "
           f"{summary.frames - summary.failed} passed, {summary.failed} failed; dropped {summary.dropped}, "
-          f"bad {summary.bad_frames}, reconnects {summary.reconnects}; ended by {summary.ended_by}"
+          f"bad {summary.bad_frames}, reconnects {summary.reconnects}"
+          + (f", {summary.lost_writes} write(s) lost" if summary.lost_writes else "")
+          + f"; ended by {summary.ended_by}"
           + (f" ({signal.Signals(signals_seen[0]).name})" if signals_seen else ""))
     print(session.loop.times.table())
     if args.out:

@@ -43,6 +43,7 @@ class RunSummary:
     ended_by: str = ""  # "end of source", "max frames", "stop request", "sink", "source lost"
     timing: dict = field(default_factory=dict)
     error: Exception | None = None
+    lost_writes: int = 0  # results, masks or overlays a sink could not write (a full disk)
 
     @property
     def fps(self) -> float:
@@ -51,6 +52,7 @@ class RunSummary:
     def to_dict(self) -> dict:
         return {"frames": self.frames, "passed": self.frames - self.failed, "failed": self.failed,
                 "dropped": self.dropped, "bad_frames": self.bad_frames, "reconnects": self.reconnects,
+                "lost_writes": self.lost_writes,
                 "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "ended_by": self.ended_by,
                 "timing_ms": self.timing}
 
@@ -127,7 +129,8 @@ class InspectionLoop:
             self._stop.clear()  # the request ended this run; a later run goes on
         capture = self.capture
         return RunSummary(self.frames, self.failed, capture.dropped, capture.bad, capture.reconnects,
-                          time.perf_counter() - started, ended_by, self.times.summary())
+                          time.perf_counter() - started, ended_by, self.times.summary(),
+                          lost_writes=sum(sink.lost_writes for sink in self.sinks))
 
     def _one_frame(self) -> bool:
         start = time.perf_counter()

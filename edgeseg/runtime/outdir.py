@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeseg.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 LOCK_FILE = ".edgeseg.lock"
 
@@ -45,13 +48,17 @@ class OutputFolder:
         self._lock.flush()
 
     def write_report(self, report: dict) -> None:
-        """``timing.json`` (the latest run, replaced whole) and a line in ``runs.jsonl`` (every run)."""
-        text = json.dumps(report, indent=2) + "\n"
+        """``timing.json`` (the latest run, replaced whole) and a line in ``runs.jsonl`` (every run);
+        where the disk cannot take them, the old ones stay whole and the failure is logged."""
         partial = self.path / ".timing.json.partial"
-        partial.write_text(text)
-        os.replace(partial, self.path / "timing.json")
-        with open(self.path / "runs.jsonl", "a") as runs:
-            runs.write(json.dumps(report) + "\n")
+        try:
+            partial.write_text(json.dumps(report, indent=2) + "\n")
+            os.replace(partial, self.path / "timing.json")
+            with open(self.path / "runs.jsonl", "a") as runs:
+                runs.write(json.dumps(report) + "\n")
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            log.error("%s: the run's report was not written (%s)", self.path / "timing.json", e.strerror or e)
 
     def close(self) -> None:
         if not self._lock.closed:

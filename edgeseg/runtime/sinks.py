@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,8 @@ from edgeseg.errors import ConfigError
 from edgeseg.runtime.overlay import OverlayRenderers
 from edgeseg.runtime.postprocess import Inspection, Postprocessor
 from edgeseg.runtime.timing import STAGES
+
+log = logging.getLogger(__name__)
 
 
 class FrameResult:
@@ -35,6 +39,13 @@ class FrameResult:
 
 class Sink:
     wants_stop = False  # a sink may end the run (a window's q key)
+    lost_writes = 0  # writes that failed (a full disk, a folder gone): counted and logged, never raised
+
+    def _lost(self, path: Path, why: str) -> None:
+        """A write that failed: the line goes on; the first few and every hundredth are logged."""
+        self.lost_writes += 1
+        if self.lost_writes <= 5 or self.lost_writes % 100 == 0:
+            log.error("%s: not written (%s); %d write(s) lost so far", path, why, self.lost_writes)
 
     def write(self, result: FrameResult) -> None:
         raise NotImplementedError
@@ -56,9 +67,9 @@ class JsonLinesSink(Sink):
         self.path = path
         fields = {"schema_version": RESULT_SCHEMA_VERSION, **(header or {})}
         self._prefix = json.dumps(fields)[:-1] + ", "  # made once: every line starts with the run's fields
-        self.file = open(path, "a", buffering=1)
+        self.file = open(path, "ab", buffering=0)  # one write per line, straight to the file
         if self.file.tell() and not _ends_a_line(path):  # a line cut by a killed run stays on its own
-            self.file.write("\n")
+            self._append(b"\n")
 
     def write(self, result: FrameResult) -> None:
         inspection = result.inspection
@@ -66,7 +77,18 @@ class JsonLinesSink(Sink):
                 "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
                 "regions": [r.to_dict() for r in inspection.regions],
                 "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
-        self.file.write(self._prefix + json.dumps(line)[1:] + "\n")
+        self._append((self._prefix + json.dumps(line)[1:] + "\n").encode())
+
+    def _append(self, data: bytes) -> None:
+        """One whole line, or nothing: a write the disk cannot take is cut back off the file."""
+        start = self.file.tell()
+        try:
+            if self.file.write(data) != len(data):
+                raise OSError(28, os.strerror(28))  # a short write: the disk filled up mid-line
+        except OSError as e:
+            os.ftruncate(self.file.fileno(), start)
+            self.file.seek(start)
+            self._lost(self.path, e.strerror or str(e))
 
     def close(self) -> None:
         self.file.close()
@@ -84,6 +106,22 @@ def file_stem(result: FrameResult) -> str:
     return Path(result.name).stem if result.name else f"{result.index:08d}"
 
 
+def _write_image(sink: Sink, path: Path, image: np.ndarray) -> None:
+    """An image file, whole or not at all: encoded in memory, written beside it and renamed into
+    place (cv2.imwrite reports success while leaving cut files on a full disk)."""
+    encoded, data = cv2.imencode(path.suffix, image)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        if not encoded:
+            raise OSError(f"cannot encode a {image.shape} image as {path.suffix}")
+        with open(partial, "wb") as f:
+            f.write(data.data)
+        os.replace(partial, path)
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        sink._lost(path, e.strerror or str(e))
+
+
 class MaskPngSink(Sink):
     """``masks/<photo>.png`` or ``masks/00000042.png``: the class-id mask at the frame's size."""
 
@@ -92,7 +130,7 @@ class MaskPngSink(Sink):
         folder.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
-        cv2.imwrite(str(self.folder / f"{file_stem(result)}.png"), result.mask)
+        _write_image(self, self.folder / f"{file_stem(result)}.png", result.mask)
 
 
 class OverlayVideoSink(Sink):
@@ -129,7 +167,7 @@ class OverlayImageSink(Sink):
         if self.failed_only and result.inspection.verdict.passed:
             return
         image = self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index)
-        cv2.imwrite(str(self.folder / f"{file_stem(result)}.jpg"), image)
+        _write_image(self, self.folder / f"{file_stem(result)}.jpg", image)
 
 
 class WindowSink(Sink):

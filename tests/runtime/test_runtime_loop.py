@@ -458,3 +458,32 @@ def test_a_folder_of_photos_of_mixed_sizes_gives_one_result_and_one_mask_per_pho
             x, y, w, h = region["bbox"]
             assert x + w <= photo.shape[1] and y + h <= photo.shape[0]
     assert json.loads((out / "False" / "timing.json").read_text())["bad_frames"] == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 kB tmpfs: a disk that fills up mid-run (mounting needs root, as CI runs)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_loses_writes_not_the_run_nor_a_whole_line(bundle_factory, synth_data, small_disk):
+    frames = [cv2.resize(cv2.imread(str(p)), (320, 256)) for p in sorted((synth_data / "images").iterdir())[:8]]
+    video = write_video(small_disk.parent / "line.mp4", frames * 10)  # 80 frames, kept off the small disk
+    result = subprocess.run([sys.executable, "-m", "edgeseg", "run", str(bundle_factory("onnxruntime", "fp32").path),
+                             str(video), "--out", str(small_disk / "out"), "--masks", "--overlays", "all", "--quiet"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "not written (" in result.stderr
+    assert str(small_disk / "out") in result.stderr  # the message names the file
+    text = (small_disk / "out" / "results.jsonl").read_bytes().decode()
+    assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())  # whole lines only
+    masks = list((small_disk / "out" / "masks").glob("*.png"))
+    assert all(path.stat().st_size > 0 and cv2.imread(str(path)) is not None for path in masks)  # none cut
+    assert "write(s) lost" in result.stdout
