@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ONNX model     {exported.path}")
     print(f"  bundle         {bundle.path}   (edgeseg info {bundle.path})")
     print(f"  video          {video}")
-    print(f"  overlay video  {stream / 'overlay.mp4'}   (failed frames also in {stream / 'overlays'})")
+    print(f"  overlay video  {stream / 'video'}   (failed frames also in {stream / 'overlays'})")
     print(f"  results        {stream / 'results.jsonl'}   (one line per frame)")
     print(f"  latency report {stream / 'timing.json'}")
     return 0

@@ -35,7 +35,10 @@ def add_parser(sub) -> None:
     p.add_argument("--throughput", action="store_true",
                    help="keep several requests in flight (more fps, more latency)")
     p.add_argument("--requests", type=positive_int, help="requests in flight (throughput and tile mode, default 4)")
-    p.add_argument("--video", action="store_true", help="write overlay.mp4")
+    p.add_argument("--video", action="store_true",
+                   help="write the overlays as video/RUN-0001.mp4, ... in segments (each a whole file once finished)")
+    p.add_argument("--video-segment", type=positive_float, default=60.0,
+                   help="seconds of video per segment (default 60)")
     p.add_argument("--masks", action="store_true", help="write masks/NNNNNNNN.png (class ids at frame size)")
     p.add_argument("--overlays", choices=("all", "failed"),
                    help="write overlays/NNNNNNNN.jpg for every or failed frame")
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     camera = {k: v for k, v in (("width", args.width), ("height", args.height), ("fps", args.fps)) if v}
     opts = RunOptions(Path(args.bundle), args.source, out=args.out, rules=args.rules, mode=args.mode,
                       overlap=args.overlap, throughput=args.throughput, requests=args.requests, video=args.video,
+                      video_segment=args.video_segment,
                       masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
                       max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
                       engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)

@@ -36,7 +36,8 @@ class RunOptions:
     overlap: int = 32  # tile mode
     throughput: bool = False
     requests: int | None = None
-    video: bool = False  # overlay.mp4
+    video: bool = False  # video/<run>-NNNN.mp4, in segments
+    video_segment: float = 60.0  # seconds of video per segment
     masks: bool = False  # masks/*.png
     overlays: str | None = None  # "all" or "failed": overlays/*.jpg
     window: bool = False
@@ -122,8 +123,8 @@ class InspectionSession:
             if opts.overlays and renderer is not None:
                 sinks.append(OverlayImageSink(opts.out / "overlays", renderer, opts.overlays == "failed"))
             if opts.video and renderer is not None:
-                sinks.append(OverlayVideoSink(opts.out / "overlay.mp4", renderer, self.source.fps or 25.0,
-                                              (frame_shape[0], frame_shape[1])))
+                sinks.append(OverlayVideoSink(opts.out / "video", self.run_id, renderer, self.source.fps or 25.0,
+                                              (frame_shape[0], frame_shape[1]), opts.video_segment))
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks

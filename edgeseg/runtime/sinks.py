@@ -134,22 +134,41 @@ class MaskPngSink(Sink):
 
 
 class OverlayVideoSink(Sink):
-    """``overlay.mp4`` (MPEG-4 part 2, which every OpenCV build can write), at the size of the
-    first frame: frames of another size are scaled to it."""
+    """``video/<run>-0001.mp4``, ``-0002.mp4``, ...: the overlays as MPEG-4 part 2 (which every
+    OpenCV build writes) in segments of ``segment_seconds``, at the first frame's size (frames of
+    another size are scaled to it). A finished segment is a whole file: a run killed without
+    warning (SIGKILL, a power cut) keeps every segment but the one it was writing, and the
+    writer's index, which grows with every frame, starts afresh with each segment."""
 
-    def __init__(self, path: Path, renderer: OverlayRenderers, fps: float, frame_size: tuple[int, int]):
-        self.path, self.renderer = path, renderer
-        height, width = frame_size
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
-        if not self.writer.isOpened():
+    def __init__(self, folder: Path, run: str, renderer: OverlayRenderers, fps: float,
+                 frame_size: tuple[int, int], segment_seconds: float = 60.0):
+        self.folder, self.run, self.renderer, self.fps = folder, run, renderer, fps
+        self.size = (frame_size[1], frame_size[0])
+        self.segment_frames = max(1, round(segment_seconds * fps))
+        folder.mkdir(parents=True, exist_ok=True)
+        self.segments = 0
+        self.frames_in_segment = 0
+        self.writer = self._next_segment()
+        self._scaled = np.zeros((frame_size[0], frame_size[1], 3), np.uint8)
+
+    def _next_segment(self) -> cv2.VideoWriter:
+        self.segments += 1
+        path = self.folder / f"{self.run}-{self.segments:04d}.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, self.size)
+        if not writer.isOpened():
             raise ConfigError("cannot write the overlay video", path, "check the folder, or leave out --video")
-        self._scaled = np.zeros((height, width, 3), np.uint8)
+        self.frames_in_segment = 0
+        return writer
 
     def write(self, result: FrameResult) -> None:
         image = self.renderer.render(result.frame, result.mask, result.inspection.verdict, result.index)
         if image.shape != self._scaled.shape:
-            image = cv2.resize(image, self._scaled.shape[1::-1], dst=self._scaled, interpolation=cv2.INTER_AREA)
+            image = cv2.resize(image, self.size, dst=self._scaled, interpolation=cv2.INTER_AREA)
+        if self.frames_in_segment == self.segment_frames:
+            self.writer.release()  # the segment is finished: a whole, playable file
+            self.writer = self._next_segment()
         self.writer.write(image)
+        self.frames_in_segment += 1
 
     def close(self) -> None:
         self.writer.release()

@@ -10,7 +10,7 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "pixel agreement with PyTorch" in out and "pixel agreement with fp32" in out
-    for path in ("data/classes.csv", "run/best.pt", "run/iou.png", "model.onnx", "line.mp4", "stream/overlay.mp4",
+    for path in ("data/classes.csv", "run/best.pt", "run/iou.png", "model.onnx", "line.mp4", "stream/video",
                  "stream/results.jsonl", "stream/timing.json"):
         assert (tmp_path / "demo" / path).is_file(), path
     bundles = list((tmp_path / "demo").glob("bundle-openvino-*/manifest.json"))

@@ -82,7 +82,9 @@ def test_a_run_writes_every_frame_with_masks_that_match_the_engine(bundle_factor
     for stage in ("capture_wait", "preprocess", "infer", "postprocess", "sink", "end_to_end"):
         s = report["timing_ms"][stage]
         assert 0 <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
-    overlay = cv2.VideoCapture(str(tmp_path / "overlay.mp4"))
+    segments = sorted((tmp_path / "video").glob("*.mp4"))
+    assert len(segments) == 1 and segments[0].name == f"{lines[0]['run']}-0001.mp4"
+    overlay = cv2.VideoCapture(str(segments[0]))
     assert int(overlay.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
     assert len(list((tmp_path / "overlays").glob("*.jpg"))) == len(frames)
 
@@ -487,3 +489,26 @@ def test_a_full_disk_loses_writes_not_the_run_nor_a_whole_line(bundle_factory, s
     masks = list((small_disk / "out" / "masks").glob("*.png"))
     assert all(path.stat().st_size > 0 and cv2.imread(str(path)) is not None for path in masks)  # none cut
     assert "write(s) lost" in result.stdout
+
+
+def test_a_killed_runs_overlay_video_plays_up_to_its_last_segment(bundle_factory, tmp_path):
+    url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
+    server = serve_stream(url, seconds=60)
+    out_dir = tmp_path / "o"
+    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", str(bundle_factory("onnxruntime", "fp32").path),
+                            url.split("?")[0], "--out", str(out_dir), "--video", "--video-segment", "0.4", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: len(list((out_dir / "video").glob("*.mp4"))) >= 4, timeout=40)
+        run.kill()  # SIGKILL: no chance to close anything
+        run.wait(timeout=10)
+    finally:
+        run.kill()
+        stop(server)
+    segments = sorted((out_dir / "video").glob("*.mp4"))
+    for finished in segments[:-1]:  # every segment but the one being written is a whole video
+        probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                "stream=nb_read_frames", "-of", "csv=p=0", str(finished)],
+                               capture_output=True, text=True)
+        assert probe.returncode == 0 and int(probe.stdout.strip()) == 10, (finished.name, probe.stderr)
+    assert all(json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines())
