@@ -10,9 +10,10 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "pixel agreement with PyTorch" in out and "pixel agreement with fp32" in out
-    for path in ("data/classes.csv", "run/best.pt", "run/iou.png", "model.onnx", "line.mp4", "stream/video",
+    for path in ("data/classes.csv", "run/best.pt", "run/iou.png", "model.onnx", "line.mp4",
                  "stream/results.jsonl", "stream/timing.json"):
         assert (tmp_path / "demo" / path).is_file(), path
+    assert len(list((tmp_path / "demo" / "stream" / "video").glob("*-0001.mp4"))) == 1
     bundles = list((tmp_path / "demo").glob("bundle-openvino-*/manifest.json"))
     assert len(bundles) == 1
     from edgeseg.engines.bundle import Bundle
