@@ -33,7 +33,10 @@ def describe(error: Mapping[str, Any]) -> str:
         return f"{where}: missing"
     if kind == "value_error":  # our own validators' messages say it all
         return f"{where}: {error['msg'].removeprefix('Value error, ')}"
-    expected = _EXPECTED.get(kind) or error["msg"].lower()
+    if kind not in _EXPECTED or _EXPECTED[kind] is None:  # a constraint: pydantic's words say what it wants
+        message = str(error["msg"])
+        return f"{where}: {message[:1].lower() + message[1:]}, found {found!r}"
+    expected = _EXPECTED[kind]
     if kind.endswith(("_type", "_parsing")) and kind.startswith("bool"):
         return f"{where} must be true or false, not {found!r}"
     return f"{where}: expected {expected}, found {found!r}"

@@ -16,11 +16,13 @@ from edgeseg.cli import (
     export_cmd,
     models_cmd,
     run_cmd,
+    serve_cmd,
     train_cmd,
 )
 from edgeseg.errors import EdgesegError
 
-COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, run_cmd, bench_cmd, demo_cmd)
+COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, run_cmd, serve_cmd, bench_cmd,
+            demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "check", None) is not None:  # checks that span several arguments, as usage errors
-        args.check(args)
+    if getattr(args, "after_parse", None) is not None:  # checks that span several arguments, as usage errors
+        args.after_parse(args)
     try:
         return int(args.run(args) or 0)
     except EdgesegError as e:

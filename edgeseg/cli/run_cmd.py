@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any frame was skipped as unreadable (an offline check of saved photos)")
     add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
-    p.set_defaults(run=run, check=lambda args: _one_source(p, args))
+    p.set_defaults(run=run, after_parse=lambda args: _one_source(p, args))
 
 
 def _one_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

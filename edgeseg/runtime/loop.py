@@ -105,6 +105,8 @@ class InspectionLoop:
         self.frames = self.failed = 0
         self._t = np.zeros(len(STAGES), np.float64)
         self._stop = stop or threading.Event()
+        self.min_interval = 0.0  # seconds between frames taken: a frame-rate cap (0: none)
+        self._last_take = 0.0
 
     throughput = False
 
@@ -133,6 +135,11 @@ class InspectionLoop:
                           lost_writes=sum(sink.lost_writes for sink in self.sinks))
 
     def _one_frame(self) -> bool:
+        if self.min_interval:  # capped: wait out the rest of the frame's period (a stop cuts it short)
+            rest = self._last_take + self.min_interval - time.perf_counter()
+            if rest > 0 and self._stop.wait(rest):
+                return False
+            self._last_take = time.perf_counter()
         start = time.perf_counter()
         slot = self.capture.take(self._stop)  # a stop request is heard while no frame comes, too
         if slot is None:

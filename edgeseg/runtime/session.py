@@ -47,6 +47,9 @@ class RunOptions:
     camera: dict = field(default_factory=dict)  # width, height, fps asked of cameras
     engine_options: dict = field(default_factory=dict)
     status: bool = True
+    max_fps: float | None = None  # a cap on the frames inspected per second (a live source drops the rest)
+    station: str | None = None  # named in every result line (edgeseg serve)
+    camera_name: str | None = None
 
     def __post_init__(self) -> None:  # paths may be given as text, as users of the Python API do
         self.bundle = Path(self.bundle)
@@ -110,6 +113,7 @@ class InspectionSession:
         self.loop = make_loop(engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
                               opts.throughput, self.source.color_order, StatusLine() if opts.status else None,
                               self.stopping)
+        self.loop.min_interval = 1.0 / opts.max_fps if opts.max_fps else 0.0
         self.tiles = tiles
 
     def _sinks(self, frame_shape: tuple[int, ...]) -> list[Sink]:
@@ -134,7 +138,8 @@ class InspectionSession:
         manifest = self.bundle.manifest
         bundle = {"name": self.bundle.path.resolve().name, "sha256": manifest["manifest_sha256"],
                   "backend": manifest["backend"], "precision": manifest["precision"]}
-        return {"run": self.run_id, "station": None, "camera": None, "source": self.source.name, "bundle": bundle}
+        return {"run": self.run_id, "station": self.opts.station, "camera": self.opts.camera_name,
+                "source": self.source.name, "bundle": bundle}
 
     def run(self) -> RunSummary:
         """Stream until the source ends, ``max_frames``, or ``loop.stop()``; a source lost for

@@ -97,8 +97,8 @@ def _parse(*argv):
     from edgeseg.cli import build_parser
 
     args = build_parser().parse_args([str(a) for a in argv])
-    if getattr(args, "check", None) is not None:
-        args.check(args)
+    if getattr(args, "after_parse", None) is not None:
+        args.after_parse(args)
     return args
 
 

@@ -1,0 +1,91 @@
+"""The station file: one YAML that names the station, its cameras (source, bundle, rules, mode,
+frame-rate cap, what to archive) and where results go. Checked by a schema: an unknown key, a
+wrong type or a missing value is one line naming the file and the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgeseg.errors import ConfigError
+from edgeseg.settings import config_error, read_yaml_mapping
+
+EXAMPLE = "deploy/station.example.yaml"
+
+
+class CameraConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names its results folder and its result lines")
+    source: str = Field(description="a URI as edgeseg run takes it (rtsp://, usb:0, pylon://, a folder, a file)")
+    bundle: Path = Field(description="the bundle folder (relative paths are from the station file)")
+    rules: Path | None = None
+    mode: Literal["resize", "tile"] = "resize"
+    max_fps: float | None = Field(default=None, gt=0, description="a cap on the frames inspected per second")
+    masks: bool = False
+    overlays: Literal["none", "failed", "all"] = "none"
+    video: bool = False
+    give_up_after: float | None = Field(default=None, gt=0, description="seconds a live source may stay gone")
+
+    @field_validator("bundle", "rules", mode="before")
+    @classmethod
+    def _path(cls, value: object) -> object:
+        return Path(value) if isinstance(value, str) else value
+
+
+class StationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    results: Path = Field(description="results go to RESULTS/<camera>/")
+    cameras: list[CameraConfig] = Field(min_length=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _path(cls, value: object) -> object:
+        return Path(value) if isinstance(value, str) else value
+
+    @field_validator("cameras")
+    @classmethod
+    def _names_differ(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        names = [camera.name for camera in cameras]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"camera names must differ: {', '.join(twice)} more than once")
+        return cameras
+
+
+def read_station(path: str | Path) -> StationConfig:
+    """The station file, checked, with its relative paths made relative to the file's folder."""
+    path = Path(path)
+    try:
+        station = StationConfig.model_validate(read_yaml_mapping(path, "station file"))
+    except ValidationError as e:
+        raise config_error(e, path, f"see {EXAMPLE} for a station file that works") from None
+    return _anchored(station, path.resolve().parent)
+
+
+def _anchored(station: StationConfig, folder: Path) -> StationConfig:
+    def anchor(value: Path | None) -> Path | None:
+        return value if value is None or value.is_absolute() else folder / value
+
+    cameras = [camera.model_copy(update={"bundle": anchor(camera.bundle), "rules": anchor(camera.rules)})
+               for camera in station.cameras]
+    return station.model_copy(update={"results": anchor(station.results), "cameras": cameras})
+
+
+def missing_files(station: StationConfig) -> list[str]:
+    """Bundles and rules files the station names that are not there."""
+    missing = []
+    for camera in station.cameras:
+        if not camera.bundle.is_dir():
+            missing.append(f"camera {camera.name}: bundle {camera.bundle} not found")
+        if camera.rules is not None and not camera.rules.is_file():
+            missing.append(f"camera {camera.name}: rules {camera.rules} not found")
+    return missing
+
+
+__all__ = ["CameraConfig", "ConfigError", "StationConfig", "missing_files", "read_station"]

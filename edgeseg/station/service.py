@@ -1,0 +1,108 @@
+"""``edgeseg serve``: every camera of a station file, each its own pipeline in its own thread,
+supervised: a camera down at start is waited for, a pipeline that fails is restarted with
+backoff and logged while the others go on, and a stop request ends them all."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.station import notify
+from edgeseg.station.config import CameraConfig, StationConfig
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF = (1.0, 60.0)  # seconds before a failed pipeline starts again, doubling to the cap
+
+
+def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
+    return RunOptions(camera.bundle, camera.source, out=station.results / camera.name, rules=camera.rules,
+                      mode=camera.mode, masks=camera.masks, video=camera.video,
+                      overlays=None if camera.overlays == "none" else camera.overlays,
+                      give_up_after=camera.give_up_after, status=False, max_fps=camera.max_fps,
+                      station=station.station, camera_name=camera.name)
+
+
+class CameraPipeline:
+    """One camera's session, run and restarted until the station stops or its file ends."""
+
+    def __init__(self, station: StationConfig, camera: CameraConfig, stopping: threading.Event):
+        self.station, self.camera, self.stopping = station, camera, stopping
+        self.frames = self.restarts = 0
+        self.last_error: str | None = None
+        self.done = False  # ended for good: stopped, or a file or folder that came to its end
+        self.thread = threading.Thread(target=self.run, name=f"edgeseg-camera-{camera.name}", daemon=True)
+
+    def run(self) -> None:
+        delay = RESTART_BACKOFF[0]
+        while not self.stopping.is_set():
+            if self._run_once():
+                self.done = True
+                return
+            log.warning("camera %s: restarting in %.0f s", self.camera.name, delay)
+            if self.stopping.wait(delay):
+                return
+            self.restarts += 1
+            delay = min(delay * 2, RESTART_BACKOFF[1])
+
+    def _run_once(self) -> bool:
+        """One session; True when the camera is done (stopped, or a file or folder that ended)."""
+        try:
+            with InspectionSession(camera_options(self.station, self.camera), self.stopping) as session:
+                summary = session.run()
+        except EdgesegError as e:
+            self.last_error = str(e)
+            log.error("camera %s: %s", self.camera.name, e)
+            return self.stopping.is_set()
+        except Exception as e:  # a pipeline that raises is restarted; the other cameras go on
+            self.last_error = f"{type(e).__name__}: {e}"
+            log.exception("camera %s: the pipeline failed", self.camera.name)
+            return False
+        self.frames += summary.frames
+        if summary.error is not None:
+            self.last_error = str(summary.error)
+            log.error("camera %s: %s", self.camera.name, summary.error)
+            return False
+        log.info("camera %s: %d frames, ended by %s", self.camera.name, summary.frames, summary.ended_by)
+        return True
+
+
+class Station:
+    """Every camera's pipeline, started together and stopped together."""
+
+    def __init__(self, config: StationConfig, stopping: threading.Event | None = None):
+        self.config = config
+        self.stopping = stopping or threading.Event()
+        self.pipelines = [CameraPipeline(config, camera, self.stopping) for camera in config.cameras]
+
+    def run(self) -> None:
+        """Start every camera and wait until all are done or a stop request came and they ended;
+        systemd is told READY once they run, pinged while every camera is alive, and told STOPPING."""
+        for pipeline in self.pipelines:
+            pipeline.thread.start()
+        log.info("station %s: %d camera(s) started", self.config.station, len(self.pipelines))
+        notify.notify(f"READY=1\nSTATUS=station {self.config.station}: {len(self.pipelines)} camera(s)")
+        ping = notify.watchdog_interval()
+        while any(p.thread.is_alive() for p in self.pipelines):
+            if self.stopping.wait(min(ping or 0.5, 0.5)):
+                notify.notify("STOPPING=1")
+                break
+            if ping is not None and self.healthy():
+                notify.notify("WATCHDOG=1")
+        for pipeline in self.pipelines:
+            while pipeline.thread.is_alive():
+                pipeline.thread.join(0.5)
+
+    def healthy(self) -> bool:
+        """Every camera's pipeline thread is alive (a file camera that ended counts as done)."""
+        return all(p.thread.is_alive() or p.done for p in self.pipelines)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def results_folder(config: StationConfig, camera: str) -> Path:
+    return config.results / camera

@@ -1,0 +1,121 @@
+"""The station: its file checked by a schema, `serve --check`, and `serve` running several
+cameras at once, each supervised on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from media import free_port, numbered_frames, serve_stream, stop, wait_for, write_video
+
+from edgeseg.errors import ConfigError
+from edgeseg.station.config import read_station
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _edgeseg(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "edgeseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=180, **kwargs)
+
+
+def test_the_example_station_file_is_valid_and_its_paths_are_anchored_to_it():
+    station = read_station(ROOT / "deploy" / "station.example.yaml")
+    assert [camera.name for camera in station.cameras] == ["top", "side"]
+    assert station.cameras[0].rules == ROOT / "deploy" / "rules.yaml"  # relative to the file
+    assert station.cameras[1].mode == "tile" and station.cameras[0].overlays == "failed"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("station: a\nresults: r\ncameras:\n  - {name: top, source: usb:0, bundle: b, fps: 3}\n",
+     "unknown settings cameras.0.fps"),
+    ("station: a\nresults: r\ncameras:\n  - {name: top, source: usb:0, bundle: b}\n"
+     "  - {name: top, source: usb:1, bundle: b}\n", "cameras: camera names must differ: top more than once"),
+    ("station: a\nresults: r\ncameras:\n  - {name: top, source: usb:0, bundle: b, max_fps: 0}\n",
+     "cameras.0.max_fps: input should be greater than 0, found 0"),
+    ("station: a\nresults: r\ncameras:\n  - {name: top, bundle: b}\n", "cameras.0.source: missing"),
+    ("station: a\nresults: r\ncameras: []\n", "cameras: list should have at least 1 item"),
+    ("station: a b\nresults: r\ncameras:\n  - {name: top, source: usb:0, bundle: b}\n", "station: string should match"),
+])
+def test_a_wrong_station_file_is_one_line_naming_the_file_and_the_key(tmp_path, text, says):
+    path = tmp_path / "station.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        read_station(path)
+    assert str(refused.value).startswith(f"{path}: {says}") and "\n" not in str(refused.value)
+
+
+def _station(tmp_path: Path, cameras: list[dict]) -> Path:
+    import yaml
+
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump({"station": "line-3", "results": "results", "cameras": cameras}))
+    return path
+
+
+def test_serve_check_reports_every_camera_and_fails_on_any(bundle_factory, tmp_path):
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    video = write_video(tmp_path / "line.mp4", numbered_frames(8, 96, 128))
+    good = [{"name": "top", "source": str(video), "bundle": str(bundle)}]
+    result = _edgeseg("serve", "--check", _station(tmp_path, good))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   camera top: bundle" in result.stdout and "gives 128x96 colour frames" in result.stdout
+    bad = good + [{"name": "side", "source": "rtsp://user:pw@127.0.0.1:9/x", "bundle": str(tmp_path / "nope")}]
+    result = _edgeseg("serve", "--check", _station(tmp_path, bad))
+    assert result.returncode == 1
+    assert "FAIL camera side: bundle:" in result.stdout and "FAIL camera side: source rtsp://***@127.0.0.1:9/x" \
+        in result.stdout and "pw" not in result.stdout
+
+
+def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, tmp_path):
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    frames = numbered_frames(30, 96, 128)
+    video = write_video(tmp_path / "line.mp4", frames)
+    url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
+    server = serve_stream(url, seconds=60)
+    cameras = [{"name": "file", "source": str(video), "bundle": str(bundle)},
+               {"name": "stream", "source": url.split("?")[0], "bundle": str(bundle), "max_fps": 10},
+               {"name": "broken", "source": str(video), "bundle": str(tmp_path / "no-bundle")}]
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd listens for a Type=notify unit
+    systemd.bind(str(tmp_path / "notify.sock"))
+    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras))],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                                  "WATCHDOG_USEC": "1000000"})
+    results = tmp_path / "results"
+    try:
+        stream_lines = results / "stream" / "results.jsonl"
+        assert wait_for(lambda: stream_lines.exists() and stream_lines.read_text().count("\n") >= 10, timeout=60)
+        started = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        stdout, stderr = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+        stop(server)
+    assert serve.returncode == 0, stderr
+    assert time.monotonic() - started < 20
+    file_lines = [json.loads(line) for line in (results / "file" / "results.jsonl").read_text().splitlines()]
+    assert [line["index"] for line in file_lines] == list(range(len(frames)))  # the file camera is complete
+    assert {(line["station"], line["camera"]) for line in file_lines} == {("line-3", "file")}
+    stream = [json.loads(line) for line in stream_lines.read_text().splitlines()]
+    assert {line["camera"] for line in stream} == {"stream"}
+    gaps = [b["timestamp"] - a["timestamp"] for a, b in zip(stream, stream[1:], strict=False)]
+    assert sorted(gaps)[len(gaps) // 2] >= 0.08  # capped near 10 frames a second, not the stream's 25
+    assert "camera broken:" in stderr and "restarting in" in stderr  # supervised, the others unaffected
+    assert "camera broken: 0 frames" in stdout
+    systemd.setblocking(False)
+    told = []
+    while True:
+        try:
+            told.append(systemd.recv(4096).decode())
+        except BlockingIOError:
+            break
+    systemd.close()
+    assert told[0].startswith("READY=1") and "WATCHDOG=1" in told and told[-1] == "STOPPING=1"
