@@ -60,3 +60,22 @@ def wait_for(condition, timeout: float = 20.0, every: float = 0.05) -> bool:
             return True
         time.sleep(every)
     return condition()
+
+
+def start_broker(port: int, folder: Path) -> subprocess.Popen:
+    """Debian's mosquitto on a loopback port, keeping its sessions in ``folder`` across restarts
+    (.ci/run installs it)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    assert Path(binary).exists(), "mosquitto is missing: .ci/run installs Debian's mosquitto package"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                      f"persistence_location {folder}/\n")
+    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert wait_for(lambda: _accepts(port), timeout=10), "mosquitto did not start"
+    return broker
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.errors import ConfigError, SourceError
@@ -18,6 +19,9 @@ from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
 from edgeseg.runtime.sources import FrameSource, open_source
 from edgeseg.runtime.tiles import TileGrid
+
+if TYPE_CHECKING:
+    from edgeseg.runtime.mqtt_sink import MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class RunOptions:
     max_fps: float | None = None  # a cap on the frames inspected per second (a live source drops the rest)
     station: str | None = None  # named in every result line (edgeseg serve)
     camera_name: str | None = None
+    mqtt: MqttConfig | None = None  # results also to an MQTT broker, queued on disk in out/mqtt-queue/
 
     def __post_init__(self) -> None:  # paths may be given as text, as users of the Python API do
         self.bundle = Path(self.bundle)
@@ -67,8 +72,8 @@ class InspectionSession:
             raise ConfigError("tile mode already keeps several requests busy", fix="leave out --throughput")
         if opts.overlays not in (None, "all", "failed"):
             raise ConfigError(f"--overlays takes all or failed, not {opts.overlays}")
-        if (opts.video or opts.masks or opts.overlays) and opts.out is None:
-            raise ConfigError("--video, --masks and --overlays write into --out DIR", fix="add --out DIR")
+        if (opts.video or opts.masks or opts.overlays or opts.mqtt) and opts.out is None:
+            raise ConfigError("--video, --masks, --overlays and MQTT write into --out DIR", fix="add --out DIR")
         self.opts = opts
         self.stopping = stop or threading.Event()
         self.run_id = run_id()
@@ -129,6 +134,10 @@ class InspectionSession:
             if opts.video and renderer is not None:
                 sinks.append(OverlayVideoSink(opts.out / "video", self.run_id, renderer, self.source.fps or 25.0,
                                               (frame_shape[0], frame_shape[1]), opts.video_segment))
+            if opts.mqtt is not None:
+                from edgeseg.runtime.mqtt_sink import MqttSink  # paho only where a run reports over MQTT
+
+                sinks.append(MqttSink(opts.mqtt, opts.out / "mqtt-queue", self.result_header()))
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks

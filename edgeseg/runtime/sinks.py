@@ -65,19 +65,29 @@ class JsonLinesSink(Sink):
 
     def __init__(self, path: Path, header: dict | None = None):
         self.path = path
-        fields = {"schema_version": RESULT_SCHEMA_VERSION, **(header or {})}
-        self._prefix = json.dumps(fields)[:-1] + ", "  # made once: every line starts with the run's fields
+        self._line = self.formatter(header)
         self.file = open(path, "ab", buffering=0)  # one write per line, straight to the file
         if self.file.tell() and not _ends_a_line(path):  # a line cut by a killed run stays on its own
             self._append(b"\n")
 
+    @staticmethod
+    def formatter(header: dict | None):
+        """``line(result) -> bytes``: a frame's result line without its newline, in the published
+        schema (the MQTT sink sends the same)."""
+        fields = {"schema_version": RESULT_SCHEMA_VERSION, **(header or {})}
+        prefix = json.dumps(fields)[:-1] + ", "  # made once: every line starts with the run's fields
+
+        def line(result: FrameResult) -> bytes:
+            inspection = result.inspection
+            frame = {"index": result.index, **({"file": result.name} if result.name else {}),
+                     "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
+                     "regions": [r.to_dict() for r in inspection.regions],
+                     "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
+            return (prefix + json.dumps(frame)[1:]).encode()
+        return line
+
     def write(self, result: FrameResult) -> None:
-        inspection = result.inspection
-        line = {"index": result.index, **({"file": result.name} if result.name else {}),
-                "timestamp": round(result.timestamp, 6), **inspection.verdict.to_dict(),
-                "regions": [r.to_dict() for r in inspection.regions],
-                "timings_ms": {stage: round(result.timings[i] * 1e3, 3) for i, stage in enumerate(STAGES[:4])}}
-        self._append((self._prefix + json.dumps(line)[1:] + "\n").encode())
+        self._append(self._line(result) + b"\n")
 
     def _append(self, data: bytes) -> None:
         """One whole line, or nothing: a write the disk cannot take is cut back off the file."""

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeseg.errors import ConfigError
+from edgeseg.runtime.mqtt_sink import MqttConfig
 from edgeseg.settings import config_error, read_yaml_mapping
 
 EXAMPLE = "deploy/station.example.yaml"
@@ -41,6 +42,7 @@ class StationConfig(BaseModel):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     results: Path = Field(description="results go to RESULTS/<camera>/")
     cameras: list[CameraConfig] = Field(min_length=1)
+    mqtt: MqttConfig | None = None  # every camera's results also to this broker
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("results", mode="before")
