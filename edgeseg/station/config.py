@@ -43,6 +43,8 @@ class StationConfig(BaseModel):
     results: Path = Field(description="results go to RESULTS/<camera>/")
     cameras: list[CameraConfig] = Field(min_length=1)
     mqtt: MqttConfig | None = None  # every camera's results also to this broker
+    # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)
+    metrics: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]+:\d{1,5}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("results", mode="before")

@@ -53,7 +53,7 @@ def test_every_result_reaches_the_broker_though_it_goes_away_mid_run(bundle_fact
     camera = {"name": "top", "source": url.split("?")[0], "bundle": str(bundle_factory("onnxruntime", "fp32").path),
               "max_fps": 10}
     station.write_text(yaml.safe_dump({"station": "line-3", "results": "results", "mqtt": {"port": port},
-                                       "cameras": [camera]}))
+                                       "metrics": None, "cameras": [camera]}))
     serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(station)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

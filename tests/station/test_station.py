@@ -52,12 +52,24 @@ def test_a_wrong_station_file_is_one_line_naming_the_file_and_the_key(tmp_path, 
     assert str(refused.value).startswith(f"{path}: {says}") and "\n" not in str(refused.value)
 
 
-def _station(tmp_path: Path, cameras: list[dict]) -> Path:
+def _station(tmp_path: Path, cameras: list[dict], metrics: str | None = None) -> Path:
     import yaml
 
     path = tmp_path / "station.yaml"
-    path.write_text(yaml.safe_dump({"station": "line-3", "results": "results", "cameras": cameras}))
+    path.write_text(yaml.safe_dump({"station": "line-3", "results": "results", "cameras": cameras,
+                                    "metrics": metrics}))
     return path
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
 
 
 def test_serve_check_reports_every_camera_and_fails_on_any(bundle_factory, tmp_path):
@@ -85,7 +97,8 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
                {"name": "broken", "source": str(video), "bundle": str(tmp_path / "no-bundle")}]
     systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd listens for a Type=notify unit
     systemd.bind(str(tmp_path / "notify.sock"))
-    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras))],
+    metrics = f"127.0.0.1:{free_port()}"
+    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras, metrics))],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
                                   "WATCHDOG_USEC": "1000000"})
@@ -93,6 +106,8 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
     try:
         stream_lines = results / "stream" / "results.jsonl"
         assert wait_for(lambda: stream_lines.exists() and stream_lines.read_text().count("\n") >= 10, timeout=60)
+        scraped = _get(f"http://{metrics}/metrics")
+        health, ready = _get(f"http://{metrics}/healthz"), _get(f"http://{metrics}/readyz")
         started = time.monotonic()
         serve.send_signal(signal.SIGTERM)
         stdout, stderr = serve.communicate(timeout=30)
@@ -119,3 +134,16 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
             break
     systemd.close()
     assert told[0].startswith("READY=1") and "WATCHDOG=1" in told and told[-1] == "STOPPING=1"
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert scraped[0] == 200
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped[1].decode()) for s in family.samples}
+    assert samples[("edgeseg_frames_total", (("camera", "stream"),))] >= 10
+    assert samples[("edgeseg_camera_up", (("camera", "stream"),))] == 1.0
+    assert samples[("edgeseg_camera_up", (("camera", "broken"),))] == 0.0
+    assert samples[("edgeseg_stage_seconds_count", (("camera", "stream"), ("stage", "infer")))] >= 10
+    assert ("edgeseg_engine_info", (("backend", "onnxruntime"), ("bundle", "onnxruntime-fp32-64"), ("camera", "stream"),
+                                    ("precision", "fp32"))) in samples
+    assert health[0] == 503 and json.loads(health[1])["cameras"]["broken"]["camera_up"] is False  # a camera is down
+    assert ready[0] == 503 and json.loads(ready[1])["cameras"] == {"file": True, "stream": True, "broken": False}
