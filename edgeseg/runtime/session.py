@@ -22,6 +22,7 @@ from edgeseg.runtime.tiles import TileGrid
 
 if TYPE_CHECKING:
     from edgeseg.runtime.mqtt_sink import MqttConfig
+    from edgeseg.runtime.webhook_sink import WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class RunOptions:
     station: str | None = None  # named in every result line (edgeseg serve)
     camera_name: str | None = None
     mqtt: MqttConfig | None = None  # results also to an MQTT broker, queued on disk in out/mqtt-queue/
+    webhook: WebhookConfig | None = None  # results POSTed to an HTTP endpoint, queued in out/webhook-queue/
 
     def __post_init__(self) -> None:  # paths may be given as text, as users of the Python API do
         self.bundle = Path(self.bundle)
@@ -72,8 +74,9 @@ class InspectionSession:
             raise ConfigError("tile mode already keeps several requests busy", fix="leave out --throughput")
         if opts.overlays not in (None, "all", "failed"):
             raise ConfigError(f"--overlays takes all or failed, not {opts.overlays}")
-        if (opts.video or opts.masks or opts.overlays or opts.mqtt) and opts.out is None:
-            raise ConfigError("--video, --masks, --overlays and MQTT write into --out DIR", fix="add --out DIR")
+        if (opts.video or opts.masks or opts.overlays or opts.mqtt or opts.webhook) and opts.out is None:
+            raise ConfigError("--video, --masks, --overlays, MQTT and webhooks write into --out DIR",
+                              fix="add --out DIR")
         self.opts = opts
         self.stopping = stop or threading.Event()
         self.run_id = run_id()
@@ -138,6 +141,10 @@ class InspectionSession:
                 from edgeseg.runtime.mqtt_sink import MqttSink  # paho only where a run reports over MQTT
 
                 sinks.append(MqttSink(opts.mqtt, opts.out / "mqtt-queue", self.result_header()))
+            if opts.webhook is not None:
+                from edgeseg.runtime.webhook_sink import WebhookSink
+
+                sinks.append(WebhookSink(opts.webhook, opts.out / "webhook-queue", self.result_header()))
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks

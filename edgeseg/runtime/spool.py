@@ -76,6 +76,11 @@ class DiskQueue:
             partial.write_text(str(self.delivered))
             os.replace(partial, self.folder / "delivered")
 
+    def rewind(self) -> None:
+        """Hand out again, from the first message not yet delivered."""
+        with self._lock:
+            self.read_at = self.delivered
+
     @property
     def waiting(self) -> int:
         with self._lock:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgeseg.errors import ConfigError
 from edgeseg.runtime.mqtt_sink import MqttConfig
+from edgeseg.runtime.webhook_sink import WebhookConfig
 from edgeseg.settings import config_error, read_yaml_mapping
 
 EXAMPLE = "deploy/station.example.yaml"
@@ -43,6 +44,7 @@ class StationConfig(BaseModel):
     results: Path = Field(description="results go to RESULTS/<camera>/")
     cameras: list[CameraConfig] = Field(min_length=1)
     mqtt: MqttConfig | None = None  # every camera's results also to this broker
+    webhook: WebhookConfig | None = None  # failed parts (or every frame) POSTed here
     # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)
     metrics: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]+:\d{1,5}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -28,7 +28,8 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
                       mode=camera.mode, masks=camera.masks, video=camera.video,
                       overlays=None if camera.overlays == "none" else camera.overlays,
                       give_up_after=camera.give_up_after, status=False, max_fps=camera.max_fps,
-                      station=station.station, camera_name=camera.name, mqtt=station.mqtt)
+                      station=station.station, camera_name=camera.name, mqtt=station.mqtt,
+                      webhook=station.webhook)
 
 
 class CameraPipeline:
