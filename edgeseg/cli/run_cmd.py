@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=positive_int, help="frame width to ask of a camera")
     p.add_argument("--height", type=positive_int, help="frame height to ask of a camera")
     p.add_argument("--fps", type=positive_float, help="frame rate to ask of a camera")
+    p.add_argument("--rotate-mb", type=positive_float,
+                   help="rename results.jsonl to results-<start>.jsonl and begin afresh past this size")
+    p.add_argument("--rotate-hours", type=positive_float, help="... or past this age")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any frame was skipped as unreadable (an offline check of saved photos)")
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     camera = {k: v for k, v in (("width", args.width), ("height", args.height), ("fps", args.fps)) if v}
     opts = RunOptions(Path(args.bundle), args.source, out=args.out, rules=args.rules, mode=args.mode,
                       overlap=args.overlap, throughput=args.throughput, requests=args.requests, video=args.video,
-                      video_segment=args.video_segment,
+                      video_segment=args.video_segment, rotate_mb=args.rotate_mb, rotate_hours=args.rotate_hours,
                       masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
                       max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
                       engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)

@@ -55,6 +55,8 @@ class RunOptions:
     max_fps: float | None = None  # a cap on the frames inspected per second (a live source drops the rest)
     station: str | None = None  # named in every result line (edgeseg serve)
     camera_name: str | None = None
+    rotate_mb: float | None = None  # results.jsonl renamed and begun afresh past this size
+    rotate_hours: float | None = None  # ... or this age
     mqtt: MqttConfig | None = None  # results also to an MQTT broker, queued on disk in out/mqtt-queue/
     webhook: WebhookConfig | None = None  # results POSTed to an HTTP endpoint, queued in out/webhook-queue/
 
@@ -129,7 +131,9 @@ class InspectionSession:
         renderer = OverlayRenderers(self.class_names, self.class_colors, opts.alpha,
                                     self.source.color_order) if opts.video or opts.overlays or opts.window else None
         if opts.out is not None:
-            sinks.append(JsonLinesSink(opts.out / "results.jsonl", self.result_header()))
+            sinks.append(JsonLinesSink(opts.out / "results.jsonl", self.result_header(),
+                                       int(opts.rotate_mb * 2**20) if opts.rotate_mb else None,
+                                       opts.rotate_hours * 3600 if opts.rotate_hours else None))
             if opts.masks:
                 sinks.append(MaskPngSink(opts.out / "masks"))
             if opts.overlays and renderer is not None:

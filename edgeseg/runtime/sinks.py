@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -61,14 +63,34 @@ class JsonLinesSink(Sink):
     """``results.jsonl``: one line per frame in the published schema (docs/schemas/): the run's
     own fields (``header``: run, source, bundle, ...), then index, timestamp, verdict, reasons,
     regions and stage timings. Appended a line at a time and never rewritten, so a stopped or
-    killed run keeps every finished frame and a later run into the same folder continues it."""
+    killed run keeps every finished frame and a later run into the same folder continues it.
+    With ``rotate_bytes`` or ``rotate_seconds``, a file that has grown past either is renamed
+    ``results-<when it was begun>.jsonl`` and a new one begun: rotated, never truncated."""
 
-    def __init__(self, path: Path, header: dict | None = None):
-        self.path = path
+    def __init__(self, path: Path, header: dict | None = None, rotate_bytes: int | None = None,
+                 rotate_seconds: float | None = None):
+        self.path, self.rotate_bytes, self.rotate_seconds = path, rotate_bytes, rotate_seconds
         self._line = self.formatter(header)
-        self.file = open(path, "ab", buffering=0)  # one write per line, straight to the file
+        self._open()
         if self.file.tell() and not _ends_a_line(path):  # a line cut by a killed run stays on its own
             self._append(b"\n")
+
+    def _open(self) -> None:
+        self.file = open(self.path, "ab", buffering=0)  # one write per line, straight to the file
+        self.started = _first_run_time(self.path) or time.time()
+
+    def _rotate_if_due(self) -> None:
+        size, age = self.file.tell(), time.time() - self.started
+        if not size or not ((self.rotate_bytes and size >= self.rotate_bytes)
+                            or (self.rotate_seconds and age >= self.rotate_seconds)):
+            return
+        self.file.close()
+        started = self.started
+        while (target := self.path.with_name(f"{self.path.stem}-{_stamp(started)}.jsonl")).exists():
+            started += 0.001  # names sort as the files were begun
+        os.replace(self.path, target)
+        self._open()
+        self.started = time.time()
 
     @staticmethod
     def formatter(header: dict | None):
@@ -87,6 +109,8 @@ class JsonLinesSink(Sink):
         return line
 
     def write(self, result: FrameResult) -> None:
+        if self.rotate_bytes or self.rotate_seconds:
+            self._rotate_if_due()
         self._append(self._line(result) + b"\n")
 
     def _append(self, data: bytes) -> None:
@@ -102,6 +126,21 @@ class JsonLinesSink(Sink):
 
     def close(self) -> None:
         self.file.close()
+
+
+def _stamp(seconds: float) -> str:
+    """A time as run ids write it (ISO 8601, UTC, to the millisecond)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+def _first_run_time(path: Path) -> float | None:
+    """When the run that wrote a results file's first line started (its ``run``), if it can say."""
+    try:
+        with open(path, "rb") as f:
+            first = json.loads(f.readline() or b"{}")
+        return datetime.strptime(first["run"], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _ends_a_line(path: Path) -> bool:

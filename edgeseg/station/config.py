@@ -43,6 +43,8 @@ class StationConfig(BaseModel):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     results: Path = Field(description="results go to RESULTS/<camera>/")
     cameras: list[CameraConfig] = Field(min_length=1)
+    results_rotate_mb: float | None = Field(default=100.0, gt=0, description="results.jsonl rotated past this size")
+    results_rotate_hours: float | None = Field(default=24.0, gt=0, description="... or this age")
     mqtt: MqttConfig | None = None  # every camera's results also to this broker
     webhook: WebhookConfig | None = None  # failed parts (or every frame) POSTed here
     # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)

@@ -29,7 +29,8 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
                       overlays=None if camera.overlays == "none" else camera.overlays,
                       give_up_after=camera.give_up_after, status=False, max_fps=camera.max_fps,
                       station=station.station, camera_name=camera.name, mqtt=station.mqtt,
-                      webhook=station.webhook)
+                      webhook=station.webhook, rotate_mb=station.results_rotate_mb,
+                      rotate_hours=station.results_rotate_hours)
 
 
 class CameraPipeline:

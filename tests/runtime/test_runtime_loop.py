@@ -512,3 +512,17 @@ def test_a_killed_runs_overlay_video_plays_up_to_its_last_segment(bundle_factory
                                capture_output=True, text=True)
         assert probe.returncode == 0 and int(probe.stdout.strip()) == 10, (finished.name, probe.stderr)
     assert all(json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines())
+
+
+def test_results_are_rotated_by_size_and_age_and_never_truncated(bundle_factory, stream, tmp_path):
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    video, frames = stream
+    old = '{"schema_version": 1, "run": "20261001T000000.000Z", "index": 0}\n'
+    (tmp_path / "results.jsonl").write_text(old)  # a file begun long ago: rotated by age before the first line
+    _run(bundle, str(video), tmp_path, rotate_mb=0.001, rotate_hours=24)
+    files = sorted(tmp_path.glob("results*.jsonl"))
+    assert files[0].name == "results-20261001T000000.000Z.jsonl" and files[0].read_text() == old
+    assert files[-1].name == "results.jsonl" and len(files) > 3  # several rotations by size, 1 kB each
+    lines = [json.loads(line) for path in files[1:-1] + files[-1:] for line in path.read_text().splitlines()]
+    assert [line["index"] for line in lines] == list(range(len(frames)))  # every line, in order, once
+    assert all(path.stat().st_size < 1024 + 4096 for path in files[1:-1])  # rotated once past 1 kB
