@@ -20,15 +20,16 @@ def add_parser(sub) -> None:
                         "exit 0 if all is well, else 1")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    help="default: the station file's log_level")
+    p.add_argument("--log-format", choices=("text", "json"), help="default: the station file's log_format")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeseg.station import logs
     from edgeseg.station.config import read_station
 
     config = read_station(args.station)
-    logging.basicConfig(level=(args.log_level or config.log_level).upper(),
-                        format="%(asctime)s edgeseg %(levelname)s %(message)s")
+    logs.set_up(args.log_level or config.log_level, args.log_format or config.log_format)
     if args.check:
         from edgeseg.station.check import check_station
 

@@ -50,6 +50,7 @@ class StationConfig(BaseModel):
     # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)
     metrics: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]+:\d{1,5}$")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, for journald and log shippers
 
     @field_validator("results", mode="before")
     @classmethod

@@ -98,7 +98,8 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
     systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd listens for a Type=notify unit
     systemd.bind(str(tmp_path / "notify.sock"))
     metrics = f"127.0.0.1:{free_port()}"
-    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras, metrics))],
+    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras, metrics)),
+                              "--log-format", "json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
                                   "WATCHDOG_USEC": "1000000"})
@@ -123,7 +124,10 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
     assert {line["camera"] for line in stream} == {"stream"}
     gaps = [b["timestamp"] - a["timestamp"] for a, b in zip(stream, stream[1:], strict=False)]
     assert sorted(gaps)[len(gaps) // 2] >= 0.08  # capped near 10 frames a second, not the stream's 25
-    assert "camera broken:" in stderr and "restarting in" in stderr  # supervised, the others unaffected
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert logged and all({"time", "level", "logger", "message"} <= set(entry) for entry in logged)
+    assert any(e["message"].startswith("camera broken:") for e in logged)  # supervised, the others unaffected
+    assert any("restarting in" in e["message"] for e in logged)
     assert "camera broken: 0 frames" in stdout
     systemd.setblocking(False)
     told = []
