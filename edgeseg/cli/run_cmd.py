@@ -51,6 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument("--width", type=positive_int, help="frame width to ask of a camera")
     p.add_argument("--height", type=positive_int, help="frame height to ask of a camera")
     p.add_argument("--fps", type=positive_float, help="frame rate to ask of a camera")
+    p.add_argument("--archive-quota-mb", type=positive_float,
+                   help="masks, overlays and video together stay under this; the oldest files go first")
     p.add_argument("--rotate-mb", type=positive_float,
                    help="rename results.jsonl to results-<start>.jsonl and begin afresh past this size")
     p.add_argument("--rotate-hours", type=positive_float, help="... or past this age")
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     opts = RunOptions(Path(args.bundle), args.source, out=args.out, rules=args.rules, mode=args.mode,
                       overlap=args.overlap, throughput=args.throughput, requests=args.requests, video=args.video,
                       video_segment=args.video_segment, rotate_mb=args.rotate_mb, rotate_hours=args.rotate_hours,
+                      archive_quota_mb=args.archive_quota_mb,
                       masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
                       max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
                       engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)

@@ -15,6 +15,7 @@ from edgeseg.runtime.capture import Capture
 from edgeseg.runtime.loop import RunSummary, StatusLine, make_loop
 from edgeseg.runtime.outdir import OutputFolder, run_id
 from edgeseg.runtime.overlay import OverlayRenderers
+from edgeseg.runtime.quota import ArchiveQuota
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sinks import JsonLinesSink, MaskPngSink, OverlayImageSink, OverlayVideoSink, Sink, WindowSink
 from edgeseg.runtime.sources import FrameSource, open_source
@@ -55,6 +56,7 @@ class RunOptions:
     max_fps: float | None = None  # a cap on the frames inspected per second (a live source drops the rest)
     station: str | None = None  # named in every result line (edgeseg serve)
     camera_name: str | None = None
+    archive_quota_mb: float | None = None  # masks, overlays and video together; the oldest go first
     rotate_mb: float | None = None  # results.jsonl renamed and begun afresh past this size
     rotate_hours: float | None = None  # ... or this age
     mqtt: MqttConfig | None = None  # results also to an MQTT broker, queued on disk in out/mqtt-queue/
@@ -149,6 +151,11 @@ class InspectionSession:
                 from edgeseg.runtime.webhook_sink import WebhookSink
 
                 sinks.append(WebhookSink(opts.webhook, opts.out / "webhook-queue", self.result_header()))
+            if opts.archive_quota_mb:
+                folders = [opts.out / name for name in ("masks", "overlays", "video")]
+                quota = ArchiveQuota(folders, int(opts.archive_quota_mb * 2**20))
+                for sink in sinks:
+                    sink.quota = quota
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
         return sinks

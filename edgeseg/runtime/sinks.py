@@ -15,6 +15,7 @@ import numpy as np
 from edgeseg.errors import ConfigError
 from edgeseg.runtime.overlay import OverlayRenderers
 from edgeseg.runtime.postprocess import Inspection, Postprocessor
+from edgeseg.runtime.quota import ArchiveQuota
 from edgeseg.runtime.timing import STAGES
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class FrameResult:
 
 class Sink:
     wants_stop = False  # a sink may end the run (a window's q key)
+    quota: ArchiveQuota | None = None  # where an archive sink reports the files it writes
     lost_writes = 0  # writes that failed (a full disk, a folder gone): counted and logged, never raised
 
     def _lost(self, path: Path, why: str) -> None:
@@ -169,6 +171,9 @@ def _write_image(sink: Sink, path: Path, image: np.ndarray) -> None:
     except OSError as e:
         partial.unlink(missing_ok=True)
         sink._lost(path, e.strerror or str(e))
+        return
+    if sink.quota is not None:
+        sink.quota.added(path)
 
 
 class MaskPngSink(Sink):
@@ -215,12 +220,16 @@ class OverlayVideoSink(Sink):
             image = cv2.resize(image, self.size, dst=self._scaled, interpolation=cv2.INTER_AREA)
         if self.frames_in_segment == self.segment_frames:
             self.writer.release()  # the segment is finished: a whole, playable file
+            if self.quota is not None:
+                self.quota.added(self.folder / f"{self.run}-{self.segments:04d}.mp4")
             self.writer = self._next_segment()
         self.writer.write(image)
         self.frames_in_segment += 1
 
     def close(self) -> None:
         self.writer.release()
+        if self.quota is not None:
+            self.quota.added(self.folder / f"{self.run}-{self.segments:04d}.mp4")
 
 
 class OverlayImageSink(Sink):

@@ -43,6 +43,8 @@ class StationConfig(BaseModel):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     results: Path = Field(description="results go to RESULTS/<camera>/")
     cameras: list[CameraConfig] = Field(min_length=1)
+    archive_quota_mb: float | None = Field(default=2048.0, gt=0,
+                                           description="each camera's masks, overlays and video; the oldest go first")
     results_rotate_mb: float | None = Field(default=100.0, gt=0, description="results.jsonl rotated past this size")
     results_rotate_hours: float | None = Field(default=24.0, gt=0, description="... or this age")
     mqtt: MqttConfig | None = None  # every camera's results also to this broker

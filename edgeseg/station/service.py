@@ -30,6 +30,7 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
                       give_up_after=camera.give_up_after, status=False, max_fps=camera.max_fps,
                       station=station.station, camera_name=camera.name, mqtt=station.mqtt,
                       webhook=station.webhook, rotate_mb=station.results_rotate_mb,
+                      archive_quota_mb=station.archive_quota_mb,
                       rotate_hours=station.results_rotate_hours)
 
 

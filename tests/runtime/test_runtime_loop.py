@@ -526,3 +526,16 @@ def test_results_are_rotated_by_size_and_age_and_never_truncated(bundle_factory,
     lines = [json.loads(line) for path in files[1:-1] + files[-1:] for line in path.read_text().splitlines()]
     assert [line["index"] for line in lines] == list(range(len(frames)))  # every line, in order, once
     assert all(path.stat().st_size < 1024 + 4096 for path in files[1:-1])  # rotated once past 1 kB
+
+
+def test_archives_keep_their_quota_and_the_newest_files(bundle_factory, stream, tmp_path):
+    video, frames = stream
+    quota = 0.03  # MB: a fraction of what the run writes
+    _run(bundle_factory("onnxruntime", "fp32").path, str(video), tmp_path, masks=True, overlays="all", video=True,
+         archive_quota_mb=quota)
+    archived = [p for name in ("masks", "overlays", "video") for p in (tmp_path / name).glob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in archived) <= quota * 2**20
+    last = f"{len(frames) - 1:08d}"
+    assert (tmp_path / "masks" / f"{last}.png").exists() and (tmp_path / "overlays" / f"{last}.jpg").exists()
+    assert not (tmp_path / "masks" / "00000000.png").exists()  # the oldest went first
+    assert len(_lines(tmp_path)) == len(frames)  # the result lines are not archives: all kept
