@@ -36,19 +36,23 @@ def run(args: argparse.Namespace) -> int:
         ok, lines = check_station(config)
         print("\n".join(lines))
         return 0 if ok else 1
-    return _serve(config)
+    return _serve(config, args.station)
 
 
-def _serve(config) -> int:
+def _serve(config, args_station_path) -> int:
     from edgeseg.station.service import Station
 
-    station = Station(config)
+    station = Station(config, args_station_path)
 
     def stop(signum, _frame):
         logging.getLogger("edgeseg").warning("%s: stopping every camera", signal.Signals(signum).name)
         station.stop()
 
+    def reload(_signum, _frame):
+        station.reload_requested.set()  # acted on by the station's own loop, not in the handler
+
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     try:
         station.run()
     finally:

@@ -37,8 +37,9 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
 class CameraPipeline:
     """One camera's session, run and restarted until the station stops or its file ends."""
 
-    def __init__(self, station: StationConfig, camera: CameraConfig, stopping: threading.Event):
-        self.station, self.camera, self.stopping = station, camera, stopping
+    def __init__(self, station: StationConfig, camera: CameraConfig):
+        self.station, self.camera = station, camera
+        self.stopping = threading.Event()  # its own: a reload stops one camera, not the station
         self.frames = self.restarts = 0
         self.last_error: str | None = None
         self.done = False  # ended for good: stopped, or a file or folder that came to its end
@@ -114,18 +115,25 @@ class CameraPipeline:
 class Station:
     """Every camera's pipeline, started together and stopped together."""
 
-    def __init__(self, config: StationConfig, stopping: threading.Event | None = None):
-        self.config = config
-        self.stopping = stopping or threading.Event()
-        self.pipelines = [CameraPipeline(config, camera, self.stopping) for camera in config.cameras]
+    def __init__(self, config: StationConfig, path: Path | None = None):
+        self.config, self.path = config, path  # the station file, read again on reload()
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()  # set from a SIGHUP handler; acted on in run()
         self.metrics: StationMetrics | None = None
         if config.metrics:
-            from edgeseg.station.metrics import FrameMetrics, StationMetrics  # prometheus-client: the station extra
+            from edgeseg.station.metrics import StationMetrics  # prometheus-client: the station extra
 
-            metrics = self.metrics = StationMetrics(self)
-            for pipeline in self.pipelines:
-                name = pipeline.camera.name
-                pipeline.on_session = lambda session, name=name: session.sinks.append(FrameMetrics(metrics, name))
+            self.metrics = StationMetrics(self)
+        self.pipelines = [self._pipeline(config, camera) for camera in config.cameras]
+
+    def _pipeline(self, config: StationConfig, camera: CameraConfig) -> CameraPipeline:
+        pipeline = CameraPipeline(config, camera)
+        if self.metrics is not None:
+            from edgeseg.station.metrics import FrameMetrics
+
+            metrics, name = self.metrics, camera.name
+            pipeline.on_session = lambda session: session.sinks.append(FrameMetrics(metrics, name))
+        return pipeline
 
     def run(self) -> None:
         """Start every camera and wait until all are done or a stop request came and they ended;
@@ -136,10 +144,15 @@ class Station:
         log.info("station %s: %d camera(s) started", self.config.station, len(self.pipelines))
         notify.notify(f"READY=1\nSTATUS=station {self.config.station}: {len(self.pipelines)} camera(s)")
         ping = notify.watchdog_interval()
-        while any(p.thread.is_alive() for p in self.pipelines):
+        while any(p.thread.is_alive() for p in self.pipelines) or self.reload_requested.is_set():
             if self.stopping.wait(min(ping or 0.5, 0.5)):
                 notify.notify("STOPPING=1")
                 break
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                notify.notify("RELOADING=1")
+                self.reload()
+                notify.notify("READY=1")
             if ping is not None and self.healthy():
                 notify.notify("WATCHDOG=1")
         for pipeline in self.pipelines:
@@ -184,7 +197,63 @@ class Station:
 
     def stop(self) -> None:
         self.stopping.set()
+        for pipeline in self.pipelines:
+            pipeline.stopping.set()
+
+    def reload(self) -> None:
+        """Read the station file again: a camera whose settings changed is started anew once its new
+        bundle has loaded and been verified (its frames in flight finish on the old one); one whose
+        bundle or rules fail to load keeps running as it was, with the error logged; cameras added
+        start, cameras removed stop. A station file that is not valid changes nothing."""
+        from edgeseg.station.config import read_station
+
+        try:
+            new = read_station(self.path) if self.path else self.config
+        except EdgesegError as e:
+            log.error("reload: %s; the station runs as it was", e)
+            return
+        running = {p.camera.name: p for p in self.pipelines}
+        pipelines = []
+        for camera in new.cameras:
+            current = running.pop(camera.name, None)
+            if current is not None and camera_options(current.station, current.camera) == camera_options(new, camera):
+                pipelines.append(current)
+                continue
+            problem = _cannot_load(camera)
+            if problem is not None and current is not None:
+                log.error("reload: camera %s keeps running as it was: %s", camera.name, problem)
+                pipelines.append(current)
+                continue
+            if current is not None:
+                _stop(current)
+            pipeline = self._pipeline(new, camera)
+            pipeline.thread.start()
+            pipelines.append(pipeline)
+            log.info("reload: camera %s %s", camera.name, "started anew" if current else "added")
+        for removed in running.values():
+            _stop(removed)
+            log.info("reload: camera %s removed", removed.camera.name)
+        self.pipelines, self.config = pipelines, new
 
 
-def results_folder(config: StationConfig, camera: str) -> Path:
-    return config.results / camera
+def _cannot_load(camera: CameraConfig) -> str | None:
+    """Why a camera's bundle or rules would not load here (None: they do), tried before the
+    running pipeline is replaced."""
+    from edgeseg.engines import Bundle, open_engine
+    from edgeseg.runtime.rules import InspectionRules
+
+    try:
+        bundle = Bundle.read(camera.bundle)
+        with open_engine(bundle):
+            pass
+        if camera.rules is not None:
+            InspectionRules.from_yaml(camera.rules, [c["name"] for c in bundle.manifest["classes"]])
+    except EdgesegError as e:
+        return str(e)
+    return None
+
+
+def _stop(pipeline: CameraPipeline, timeout: float = 30.0) -> None:
+    """Stop a camera after its frame at hand (its results written) and wait for it."""
+    pipeline.stopping.set()
+    pipeline.thread.join(timeout)

@@ -151,3 +151,42 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
                                     ("precision", "fp32"))) in samples
     assert health[0] == 503 and json.loads(health[1])["cameras"]["broken"]["camera_up"] is False  # a camera is down
     assert ready[0] == 503 and json.loads(ready[1])["cameras"] == {"file": True, "stream": True, "broken": False}
+
+
+def test_sighup_swaps_a_changed_bundle_and_keeps_the_old_one_when_the_new_one_is_broken(bundle_factory, tmp_path):
+    import shutil
+
+    first, second = bundle_factory("onnxruntime", "fp32").path, bundle_factory("openvino", "fp32").path
+    broken = shutil.copytree(first, tmp_path / "broken")
+    model = broken / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated after it was built
+    url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
+    server = serve_stream(url, seconds=90)
+    station = _station(tmp_path, [{"name": "top", "source": url.split("?")[0], "bundle": str(first), "max_fps": 10}])
+    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(station)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    results = tmp_path / "results" / "top" / "results.jsonl"
+
+    def bundles_seen() -> list[str]:
+        lines = results.read_text().splitlines() if results.exists() else []
+        return [json.loads(line)["bundle"]["name"] for line in lines]
+
+    try:
+        assert wait_for(lambda: len(bundles_seen()) >= 5, timeout=60)
+        _station(tmp_path, [{"name": "top", "source": url.split("?")[0], "bundle": str(second), "max_fps": 10}])
+        serve.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: bundles_seen()[-1] == second.name, timeout=60)
+        _station(tmp_path, [{"name": "top", "source": url.split("?")[0], "bundle": str(broken), "max_fps": 10}])
+        serve.send_signal(signal.SIGHUP)
+        swapped_at = len(bundles_seen())
+        assert wait_for(lambda: len(bundles_seen()) >= swapped_at + 15, timeout=60)  # it went on running
+        serve.send_signal(signal.SIGTERM)
+        stdout, stderr = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+        stop(server)
+    assert serve.returncode == 0, stderr
+    seen = bundles_seen()
+    assert seen[0] == first.name and set(seen) == {first.name, second.name}  # the broken one never ran
+    assert seen.index(second.name) > 0 and all(name == second.name for name in seen[seen.index(second.name):])
+    assert "reload: camera top keeps running as it was" in stderr and "model.onnx" in stderr
