@@ -75,10 +75,15 @@ class Engine(ABC):
             raise EngineError(f"requests must be at least 1, not {requests}")
         self.spec = spec
         self.requests = requests
+        self._buffers()
+
+    def _buffers(self) -> None:
+        """Each request's input, mask and confidence buffers, made once."""
+        spec, requests = self.spec, self.requests
         self.inputs = [self._buffer(spec.input_shape, np.uint8) for _ in range(requests)]
         self.masks = [self._buffer(spec.output_shape, np.uint8) for _ in range(requests)]
-        self.confidences = [self._buffer(spec.output_shape, np.float32) if spec.confidence_name else None
-                            for _ in range(requests)]
+        self.confidences: list[np.ndarray | None] = [
+            self._buffer(spec.output_shape, np.float32) if spec.confidence_name else None for _ in range(requests)]
 
     def _buffer(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """One IO buffer; backends that need special memory (pinned host memory) override this."""

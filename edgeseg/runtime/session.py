@@ -69,9 +69,12 @@ class RunOptions:
 
 
 class InspectionSession:
-    def __init__(self, opts: RunOptions, stop: threading.Event | None = None):
+    def __init__(self, opts: RunOptions, stop: threading.Event | None = None, engine: Engine | None = None):
         """``stop``, when set (from a signal handler, another thread), ends the wait for a source
-        at start and the run after the frame at hand; ``session.loop.stop()`` sets it too."""
+        at start and the run after the frame at hand; ``session.loop.stop()`` sets it too.
+        ``engine``: one opened elsewhere for this bundle (a view of a station's shared engine),
+        used as it is and left open at the end; else the session opens its own."""
+        self._given_engine = engine
         if opts.mode not in MODES:
             raise ConfigError(f"unknown mode '{opts.mode}'", fix=f"choose {' or '.join(MODES)}")
         if opts.mode == "tile" and opts.throughput:
@@ -120,7 +123,7 @@ class InspectionSession:
             requests = opts.requests or DEFAULT_REQUESTS
         elif tiles is not None:
             requests = min(len(tiles), opts.requests or DEFAULT_REQUESTS)
-        engine = self.engine = open_engine(self.bundle, requests=requests, **engine_options)
+        engine = self.engine = self._given_engine or open_engine(self.bundle, requests=requests, **engine_options)
         self.sinks = self._sinks(frame_shape)
         self.loop = make_loop(engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
                               opts.throughput, self.source.color_order, StatusLine() if opts.status else None,
@@ -191,7 +194,7 @@ class InspectionSession:
 
     def close(self) -> None:
         self.capture.stop()
-        if self.engine is not None:
+        if self.engine is not None and self.engine is not self._given_engine:
             self.engine.close()
         if self.out is not None:
             self.out.close()

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeseg.engines import Bundle, Engine, open_engine
+from edgeseg.engines.shared import views
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.session import InspectionSession, RunOptions
+from edgeseg.runtime.session import DEFAULT_REQUESTS, InspectionSession, RunOptions
 from edgeseg.station import notify
 from edgeseg.station.config import CameraConfig, StationConfig
 
@@ -37,8 +39,9 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
 class CameraPipeline:
     """One camera's session, run and restarted until the station stops or its file ends."""
 
-    def __init__(self, station: StationConfig, camera: CameraConfig):
+    def __init__(self, station: StationConfig, camera: CameraConfig, engine: Engine | None = None):
         self.station, self.camera = station, camera
+        self.engine = engine  # a view of the station's engine for this bundle; None: the session opens its own
         self.stopping = threading.Event()  # its own: a reload stops one camera, not the station
         self.frames = self.restarts = 0
         self.last_error: str | None = None
@@ -63,7 +66,8 @@ class CameraPipeline:
     def _run_once(self) -> bool:
         """One session; True when the camera is done (stopped, or a file or folder that ended)."""
         try:
-            with InspectionSession(camera_options(self.station, self.camera), self.stopping) as session:
+            options = camera_options(self.station, self.camera)
+            with InspectionSession(options, self.stopping, self.engine) as session:
                 if self.on_session is not None:
                     self.on_session(session)
                 self.session = session
@@ -124,10 +128,11 @@ class Station:
             from edgeseg.station.metrics import StationMetrics  # prometheus-client: the station extra
 
             self.metrics = StationMetrics(self)
-        self.pipelines = [self._pipeline(config, camera) for camera in config.cameras]
+        self.engines, views = shared_engines(config.cameras)
+        self.pipelines = [self._pipeline(config, camera, views.get(camera.name)) for camera in config.cameras]
 
-    def _pipeline(self, config: StationConfig, camera: CameraConfig) -> CameraPipeline:
-        pipeline = CameraPipeline(config, camera)
+    def _pipeline(self, config: StationConfig, camera: CameraConfig, engine: Engine | None = None) -> CameraPipeline:
+        pipeline = CameraPipeline(config, camera, engine)
         if self.metrics is not None:
             from edgeseg.station.metrics import FrameMetrics
 
@@ -160,6 +165,8 @@ class Station:
                 pipeline.thread.join(0.5)
         if server is not None:
             server.shutdown()
+        for engine in self.engines:
+            engine.close()
 
     def _serve_metrics(self):
         """The metrics and health endpoints, where the station file asks for them; a port that is
@@ -236,10 +243,42 @@ class Station:
         self.pipelines, self.config = pipelines, new
 
 
+def requests_of(camera: CameraConfig) -> int:
+    """The requests a camera's loop uses: one in resize mode, several for a frame's tiles."""
+    return DEFAULT_REQUESTS if camera.mode == "tile" else 1
+
+
+def shared_engines(cameras: list[CameraConfig]) -> tuple[list[Engine], dict[str, Engine]]:
+    """One engine per bundle that several cameras use, opened with the requests of them all (the
+    throughput hint on OpenVINO, so their frames run side by side), and each camera's view of it.
+    A bundle that does not load here is left to each camera's pipeline, which reports it."""
+    by_bundle: dict[Path, list[CameraConfig]] = {}
+    for camera in cameras:
+        by_bundle.setdefault(camera.bundle.resolve(), []).append(camera)
+    engines: list[Engine] = []
+    camera_views: dict[str, Engine] = {}
+    for path, group in by_bundle.items():
+        if len(group) < 2:
+            continue
+        counts = [requests_of(camera) for camera in group]
+        try:
+            bundle = Bundle.read(path)
+            engine = (open_engine(bundle, requests=sum(counts), hint="throughput") if bundle.backend == "openvino"
+                      else open_engine(bundle, requests=sum(counts)))
+        except EdgesegError as e:
+            log.error("bundle %s: %s; its cameras each try on their own", path, e)
+            continue
+        engines.append(engine)
+        for camera, view in zip(group, views(engine, counts), strict=True):
+            camera_views[camera.name] = view
+        log.info("bundle %s: one engine of %d requests for cameras %s", path.name, engine.requests,
+                 ", ".join(camera.name for camera in group))
+    return engines, camera_views
+
+
 def _cannot_load(camera: CameraConfig) -> str | None:
     """Why a camera's bundle or rules would not load here (None: they do), tried before the
     running pipeline is replaced."""
-    from edgeseg.engines import Bundle, open_engine
     from edgeseg.runtime.rules import InspectionRules
 
     try:
