@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
                    help="parts passing in the inspection video (default 12)")
     p.add_argument("--arch", default="unet", help="architecture to train (default unet; edgeseg models lists them)")
     p.add_argument("--seed", type=int, default=0, help="seed for the data, the video and training (default 0)")
+    p.add_argument("--station", action="store_true",
+                   help="stream the video as a station does: write station.yaml and run edgeseg serve on it")
     p.set_defaults(run=run)
 
 
@@ -37,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.data.synth_video import write_inspection_video
     from edgeseg.export.compile import CompileOptions, compile_bundle
     from edgeseg.export.onnx_export import ExportOptions, export_onnx
-    from edgeseg.runtime.session import InspectionSession, RunOptions
     from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
 
@@ -65,12 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print_accuracy(bundle.accuracy, "parity gate")
     print(f"  passed: {bundle.rule}")
     print(f"[6/6] streaming {video.name} through the bundle: regions, verdicts, overlay video, timings")
-    stream = out / "stream"
-    with InspectionSession(RunOptions(bundle.path, str(video), out=stream, video=True, overlays="failed")) as session:
-        summary = session.run()
-    print(f"  {summary.frames} frames, {summary.frames - summary.failed} passed, {summary.failed} failed, "
-          f"{summary.fps:.0f} fps")
-    print("  " + session.loop.times.table().replace("\n", "\n  "))
+    stream = _stream_as_station(bundle.path, video, out) if args.station else _stream(bundle.path, video, out)
     print(f"\ndone in {(time.perf_counter() - started) / 60:.1f} min")
     print(f"  data set       {data}")
     print(f"  checkpoint     {result.best_checkpoint}")
@@ -84,4 +80,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stream(bundle: Path, video: Path, out: Path) -> Path:
+    """The video through edgeseg run's loop; its results folder."""
+    from edgeseg.runtime.session import InspectionSession, RunOptions
 
+    stream = out / "stream"
+    with InspectionSession(RunOptions(bundle, str(video), out=stream, video=True, overlays="failed")) as session:
+        summary = session.run()
+    print(f"  {summary.frames} frames, {summary.frames - summary.failed} passed, {summary.failed} failed, "
+          f"{summary.fps:.0f} fps")
+    print("  " + session.loop.times.table().replace("\n", "\n  "))
+    return stream
+
+
+def _stream_as_station(bundle: Path, video: Path, out: Path) -> Path:
+    """The video as one camera of a station (station.yaml, run as edgeseg serve runs it); its
+    camera's results folder."""
+    import yaml
+
+    from edgeseg.station.config import read_station
+    from edgeseg.station.service import Station
+
+    station_file = out / "station.yaml"
+    camera = {"name": "line", "source": str(video.resolve()), "bundle": str(Path(bundle).resolve()),
+              "overlays": "failed", "video": True}
+    station_file.write_text("# written by edgeseg demo --station; run it again with: edgeseg serve station.yaml\n"
+                            + yaml.safe_dump({"station": "demo", "results": "stream", "metrics": None,
+                                              "cameras": [camera]}, sort_keys=False))
+    station = Station(read_station(station_file), station_file)
+    station.run()
+    pipeline = station.pipelines[0]
+    print(f"  station {station_file}: {pipeline.frames} frames through camera line "
+          f"({pipeline.restarts} restart(s))")
+    return out / "stream" / "line"

@@ -25,3 +25,19 @@ def test_demo_runs_end_to_end_at_a_tiny_size(tmp_path, capsys):
     assert len(lines) == 40  # 2 parts x 20 frames, none dropped
     assert json.loads((tmp_path / "demo" / "stream" / "timing.json").read_text())["frames"] == 40
     assert "overlay video" in out and "latency report" in out
+
+
+@pytest.mark.slow
+def test_the_demo_can_stream_as_a_station(tmp_path, capsys):
+    code = main(["demo", "-o", str(tmp_path / "demo"), "--count", "24", "--image-size", "80", "--input-size", "64",
+                 "--epochs", "1", "--video-parts", "2", "--station"])
+    assert code == 0
+    assert "station " in capsys.readouterr().out
+    from edgeseg.station.config import read_station
+
+    station = read_station(tmp_path / "demo" / "station.yaml")  # a station file edgeseg serve takes as it is
+    assert [camera.name for camera in station.cameras] == ["line"]
+    import json
+
+    lines = (tmp_path / "demo" / "stream" / "line" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 40 and {json.loads(line)["station"] for line in lines} == {"demo"}
