@@ -63,6 +63,11 @@ class Capture:
         self._first_shape: tuple[int, ...] = ()
 
     @property
+    def waiting(self) -> int:
+        """Frames captured and not yet taken by the loop."""
+        return len(self._ready)
+
+    @property
     def frame_shape(self) -> tuple[int, ...]:
         """The first frame's shape (later frames may differ unless ``fixed_shape``)."""
         return self._first_shape

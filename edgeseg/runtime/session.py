@@ -199,6 +199,17 @@ class InspectionSession:
         if self.out is not None:
             self.out.close()
 
+    def abandon(self) -> None:
+        """Let go of the camera and the output folder of a session whose loop hangs, for another
+        to take them over: its capture stops, its results file and the folder's lock close (a
+        write it tries later fails, and ends it)."""
+        self.capture.stop()
+        for sink in self.sinks:
+            if isinstance(sink, JsonLinesSink):
+                sink.close()
+        if self.out is not None:
+            self.out.close()
+
     def __enter__(self) -> InspectionSession:
         return self
 

@@ -51,6 +51,8 @@ class StationConfig(BaseModel):
     webhook: WebhookConfig | None = None  # failed parts (or every frame) POSTed here
     # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)
     metrics: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]+:\d{1,5}$")
+    # a pipeline that inspects nothing this long while its camera gives frames is replaced (0: never)
+    watchdog_seconds: float = Field(default=60.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"  # json: one object a line, for journald and log shippers
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,8 @@ class CameraPipeline:
         self.session: InspectionSession | None = None  # while one runs
         self.on_session: Callable[[InspectionSession], None] | None = None  # the station adds its metrics sink
         self._totals = {"dropped_frames": 0, "bad_frames": 0, "reconnects": 0}  # of sessions that ended
+        self.stuck = False  # the watchdog found frames coming and none inspected
+        self._progress: tuple[int, int, float] | None = None  # captured, inspected, when inspected last moved
         self.thread = threading.Thread(target=self.run, name=f"edgeseg-camera-{camera.name}", daemon=True)
 
     def run(self) -> None:
@@ -92,6 +95,21 @@ class CameraPipeline:
         return True
 
 
+    def stalled_for(self) -> float:
+        """Seconds since the last frame was inspected, where frames have arrived since (0: it makes
+        progress, or no frame came: a line that stopped is not a stuck pipeline)."""
+        session = self.session
+        if session is None:
+            self._progress = None
+            return 0.0
+        captured, inspected, now = session.capture.captured, session.loop.frames, time.monotonic()
+        if self._progress is None or inspected != self._progress[1]:
+            self._progress = (captured, inspected, now)
+            return 0.0
+        captured_then, _, since = self._progress
+        frames_came = captured > captured_then or session.capture.waiting > 0
+        return now - since if frames_came else 0.0
+
     def _keep_totals(self, session: InspectionSession) -> None:
         capture = session.capture
         for name, value in (("dropped_frames", capture.dropped), ("bad_frames", capture.bad),
@@ -123,6 +141,7 @@ class Station:
         self.config, self.path = config, path  # the station file, read again on reload()
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()  # set from a SIGHUP handler; acted on in run()
+        self.stuck: list[CameraPipeline] = []  # pipelines the watchdog replaced (their threads hang)
         self.metrics: StationMetrics | None = None
         if config.metrics:
             from edgeseg.station.metrics import StationMetrics  # prometheus-client: the station extra
@@ -130,6 +149,28 @@ class Station:
             self.metrics = StationMetrics(self)
         self.engines, views = shared_engines(config.cameras)
         self.pipelines = [self._pipeline(config, camera, views.get(camera.name)) for camera in config.cameras]
+
+    def _watch(self) -> None:
+        """A pipeline whose camera gives frames it does not inspect for ``watchdog_seconds`` (a
+        stuck backend call, a sink that hangs) is marked stuck, so health fails and systemd's
+        watchdog pings stop, and a new pipeline takes the camera over; the stuck thread is left."""
+        limit = self.config.watchdog_seconds
+        if not limit:
+            return
+        for i, pipeline in enumerate(self.pipelines):
+            if pipeline.stuck or pipeline.stalled_for() < limit:
+                continue
+            pipeline.stuck = True
+            pipeline.stopping.set()
+            if pipeline.session is not None:  # its camera and results folder go to the new pipeline
+                pipeline.session.abandon()
+            log.error("camera %s: no frame inspected for %.0f s while frames arrive; its pipeline is replaced",
+                      pipeline.camera.name, limit)
+            replacement = self._pipeline(self.config, pipeline.camera)
+            replacement.restarts = pipeline.restarts + 1
+            replacement.thread.start()
+            self.pipelines[i] = replacement
+            self.stuck.append(pipeline)
 
     def _pipeline(self, config: StationConfig, camera: CameraConfig, engine: Engine | None = None) -> CameraPipeline:
         pipeline = CameraPipeline(config, camera, engine)
@@ -153,6 +194,7 @@ class Station:
             if self.stopping.wait(min(ping or 0.5, 0.5)):
                 notify.notify("STOPPING=1")
                 break
+            self._watch()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 notify.notify("RELOADING=1")
@@ -186,8 +228,9 @@ class Station:
         return server
 
     def healthy(self) -> bool:
-        """Every camera's pipeline thread is alive (a file camera that ended counts as done)."""
-        return all(p.thread.is_alive() or p.done for p in self.pipelines)
+        """Every camera's pipeline thread is alive (a file camera that ended counts as done), and
+        none hangs: a station with a stuck pipeline stops pinging systemd, which restarts it."""
+        return not self.stuck and all(p.thread.is_alive() or p.done for p in self.pipelines)
 
     def health(self) -> tuple[bool, dict]:
         """Healthy: every camera is up (or done), its pipeline alive."""

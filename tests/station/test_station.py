@@ -190,3 +190,42 @@ def test_sighup_swaps_a_changed_bundle_and_keeps_the_old_one_when_the_new_one_is
     assert seen[0] == first.name and set(seen) == {first.name, second.name}  # the broken one never ran
     assert seen.index(second.name) > 0 and all(name == second.name for name in seen[seen.index(second.name):])
     assert "reload: camera top keeps running as it was" in stderr and "model.onnx" in stderr
+
+
+def test_the_watchdog_replaces_a_pipeline_that_stopped_inspecting(bundle_factory, tmp_path):
+    import threading
+
+    from edgeseg.runtime.sinks import Sink
+    from edgeseg.station.service import Station
+
+    video = write_video(tmp_path / "line.mp4", numbered_frames(400, 96, 128))
+    station_file = _station(tmp_path, [{"name": "top", "source": str(video),
+                                        "bundle": str(bundle_factory("onnxruntime", "fp32").path), "max_fps": 25}])
+    config = read_station(station_file).model_copy(update={"watchdog_seconds": 1.0})
+    release = threading.Event()
+
+    class Hangs(Sink):  # a sink that stops answering after a few frames, as a stuck backend call would
+        def __init__(self):
+            self.written = 0
+
+        def write(self, result) -> None:
+            self.written += 1
+            if self.written > 5:
+                release.wait()
+
+    station = Station(config)
+    first = station.pipelines[0]
+    first.on_session = lambda session: session.sinks.append(Hangs())
+    runner = threading.Thread(target=station.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: station.stuck == [first], timeout=30)
+        assert not station.healthy() and station.health()[0] is False
+        replacement = station.pipelines[0]
+        assert replacement is not first and replacement.restarts == 1
+        assert wait_for(lambda: replacement.session is not None and replacement.session.loop.frames > 10, timeout=30)
+    finally:
+        station.stop()
+        release.set()
+        runner.join(30)
+    assert not runner.is_alive()
