@@ -15,6 +15,7 @@ from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.engines.shared import views
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.session import DEFAULT_REQUESTS, InspectionSession, RunOptions
+from edgeseg.runtime.sources import FrameSource
 from edgeseg.station import notify
 from edgeseg.station.config import CameraConfig, StationConfig
 
@@ -40,8 +41,10 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
 class CameraPipeline:
     """One camera's session, run and restarted until the station stops or its file ends."""
 
-    def __init__(self, station: StationConfig, camera: CameraConfig, engine: Engine | None = None):
+    def __init__(self, station: StationConfig, camera: CameraConfig, engine: Engine | None = None,
+                 source: Callable[[], FrameSource] | None = None):
         self.station, self.camera = station, camera
+        self.source = source  # makes the camera's frame source (a driver of one's own); None: its URI
         self.engine = engine  # a view of the station's engine for this bundle; None: the session opens its own
         self.stopping = threading.Event()  # its own: a reload stops one camera, not the station
         self.frames = self.restarts = 0
@@ -70,6 +73,8 @@ class CameraPipeline:
         """One session; True when the camera is done (stopped, or a file or folder that ended)."""
         try:
             options = camera_options(self.station, self.camera)
+            if self.source is not None:
+                options.source = self.source()
             with InspectionSession(options, self.stopping, self.engine) as session:
                 if self.on_session is not None:
                     self.on_session(session)
@@ -137,8 +142,12 @@ class CameraPipeline:
 class Station:
     """Every camera's pipeline, started together and stopped together."""
 
-    def __init__(self, config: StationConfig, path: Path | None = None):
+    def __init__(self, config: StationConfig, path: Path | None = None,
+                 sources: dict[str, Callable[[], FrameSource]] | None = None):
+        """``sources``: for cameras named there, a function that makes the camera's frame source
+        (a driver of one's own, frames from memory), used instead of its ``source`` URI."""
         self.config, self.path = config, path  # the station file, read again on reload()
+        self.sources = sources or {}
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()  # set from a SIGHUP handler; acted on in run()
         self.stuck: list[CameraPipeline] = []  # pipelines the watchdog replaced (their threads hang)
@@ -173,7 +182,7 @@ class Station:
             self.stuck.append(pipeline)
 
     def _pipeline(self, config: StationConfig, camera: CameraConfig, engine: Engine | None = None) -> CameraPipeline:
-        pipeline = CameraPipeline(config, camera, engine)
+        pipeline = CameraPipeline(config, camera, engine, self.sources.get(camera.name))
         if self.metrics is not None:
             from edgeseg.station.metrics import FrameMetrics
 

@@ -229,3 +229,16 @@ def test_the_watchdog_replaces_a_pipeline_that_stopped_inspecting(bundle_factory
         release.set()
         runner.join(30)
     assert not runner.is_alive()
+
+
+def test_a_camera_can_take_its_frames_from_a_source_of_ones_own(bundle_factory, tmp_path):
+    from edgeseg.runtime.sources.memory import MemorySource
+    from edgeseg.station.service import Station
+
+    frames = numbered_frames(7, 96, 128)
+    config = read_station(_station(tmp_path, [{"name": "driver", "source": "my-driver://line-1",
+                                               "bundle": str(bundle_factory("onnxruntime", "fp32").path)}]))
+    station = Station(config, sources={"driver": lambda: MemorySource(frames, 20)})  # a plant's own driver
+    station.run()
+    lines = (tmp_path / "results" / "driver" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 20 and station.pipelines[0].done
