@@ -86,7 +86,8 @@ def test_an_error_line_is_cut_at_a_word_without_terminal_colours():
 def test_every_benchmark_run_has_a_run_record_and_is_in_the_index():
     index = (ROOT / "docs" / "benchmarks.md").read_text()
     results = ROOT / "benchmarks" / "results"
-    runs = sorted({path.parent for path in results.rglob("*.json") if "run" not in path.parent.parts[-1:]})
+    runs = sorted({path.parent for path in results.rglob("*.json")  # not a run's work folder (untracked)
+                   if "run" not in path.relative_to(results).parts[:-1]})
     assert runs
     for run in runs:
         relative = run.relative_to(ROOT).as_posix()
