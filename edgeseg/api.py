@@ -7,7 +7,6 @@ are context managers. docs/api.md has the examples.
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +15,12 @@ import numpy as np
 
 from edgeseg.engines import Bundle, open_engine
 from edgeseg.errors import ConfigError
+from edgeseg.runtime.per_shape import PerShape
 from edgeseg.runtime.postprocess import Postprocessor
 from edgeseg.runtime.preprocess import Preprocessor
 from edgeseg.runtime.regions import Region
 from edgeseg.runtime.rules import InspectionRules, Verdict
 from edgeseg.runtime.sources.base import BadFrame, as_frame
-
-SIZES_KEPT = 8  # frame sizes whose buffers are kept at once (made once per size, then reused)
 
 
 @dataclass
@@ -54,8 +52,7 @@ class Inspector:
         self.rules = _rules(rules, self.class_names)
         self.color_order = color_order  # of 3-channel frames: "bgr" (OpenCV's) or "rgb"
         self.engine = open_engine(self.bundle, **engine_options)
-        self._by_shape: collections.OrderedDict[tuple[int, ...], tuple[Preprocessor, Postprocessor]] = \
-            collections.OrderedDict()
+        self._processors = PerShape(self._make_processors)  # buffers per frame size, made once
 
     def inspect(self, frame: np.ndarray) -> InspectionResult:
         """Resize the frame into the engine, infer, and judge the mask by the rules."""
@@ -70,15 +67,9 @@ class Inspector:
         return InspectionResult(post.frame_mask().copy(), self._confidence(post), inspection.regions,
                                 inspection.verdict)
 
-    def _processors(self, shape: tuple[int, ...]) -> tuple[Preprocessor, Postprocessor]:
-        """The buffers for frames of this shape, made the first time it is seen."""
-        if shape not in self._by_shape:
-            if len(self._by_shape) >= SIZES_KEPT:
-                self._by_shape.popitem(last=False)
-            self._by_shape[shape] = (Preprocessor(self.engine, shape, self.color_order),
-                                     Postprocessor(self.engine, (shape[0], shape[1]), self.rules, self.class_names))
-        self._by_shape.move_to_end(shape)
-        return self._by_shape[shape]
+    def _make_processors(self, shape: tuple[int, ...]) -> tuple[Preprocessor, Postprocessor]:
+        return (Preprocessor(self.engine, shape, self.color_order),
+                Postprocessor(self.engine, (shape[0], shape[1]), self.rules, self.class_names))
 
     def _confidence(self, post: Postprocessor) -> np.ndarray | None:
         model_size = self.engine.confidence

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeseg.engines.base import Engine
 from edgeseg.runtime.capture import Capture
+from edgeseg.runtime.per_shape import PerShape
 from edgeseg.runtime.postprocess import Postprocessor
 from edgeseg.runtime.preprocess import Preprocessor
 from edgeseg.runtime.rules import InspectionRules
@@ -29,7 +30,6 @@ from edgeseg.runtime.tiles import TileGrid
 from edgeseg.runtime.timing import STAGES, StageTimes
 
 _WAIT, _PRE, _INFER, _POST, _SINK, _E2E = range(len(STAGES))
-SIZES_KEPT = 8  # frame sizes whose buffers are kept at once
 
 
 @dataclass
@@ -98,8 +98,7 @@ class InspectionLoop:
         self.status = status
         self.on_frame: Callable[[], None] | None = None  # called after each frame's results are written
         self.class_names, self.source_order = class_names, source_order
-        self._by_shape: collections.OrderedDict[tuple[int, ...], tuple[Preprocessor, Postprocessor]] = \
-            collections.OrderedDict()
+        self._processors = PerShape(self._make_processors)
         self.pre, self.post = self._processors(capture.frame_shape)  # the first frame's
         self.times = StageTimes()
         self.frames = self.failed = 0
@@ -158,18 +157,10 @@ class InspectionLoop:
     def _in_flight_count(self) -> int:
         return 0
 
-    def _processors(self, shape: tuple[int, ...]) -> tuple[Preprocessor, Postprocessor]:
-        """The resize into the engine and the results at frame size, for frames of this shape:
-        made the first time a size is seen (a folder of photos, a camera back at another
-        resolution), kept for the last few sizes."""
-        made = self._by_shape.get(shape)
-        if made is None:
-            if len(self._by_shape) >= SIZES_KEPT:
-                self._by_shape.popitem(last=False)
-            made = self._by_shape[shape] = (
-                Preprocessor(self.engine, shape, self.source_order),
+    def _make_processors(self, shape: tuple[int, ...]) -> tuple[Preprocessor, Postprocessor]:
+        """The resize into the engine and the results at frame size, for frames of this shape."""
+        return (Preprocessor(self.engine, shape, self.source_order),
                 Postprocessor(self.engine, (shape[0], shape[1]), self.rules, self.class_names, self.tiles))
-        return made
 
     def _deliver(self, slot: int, t: np.ndarray, taken: float, post_start: float, defects: bool,
                  post: Postprocessor) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgeseg.runtime.per_shape import PerShape
 from edgeseg.runtime.rules import Verdict
 
 PASS_BGR, FAIL_BGR = (60, 160, 40), (40, 40, 210)
@@ -75,18 +76,11 @@ class OverlayRenderers:
     comes and kept for the last few, all sharing the class table and opacity."""
 
     def __init__(self, class_names: list[str], class_colors: list[tuple[int, int, int]], alpha: float = 0.5,
-                 source_order: str = "bgr", kept: int = 8):
+                 source_order: str = "bgr"):
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], not {alpha}")
-        self.class_names, self.class_colors, self.alpha = class_names, class_colors, alpha
-        self.source_order, self.kept = source_order, kept
-        self._by_shape: dict[tuple[int, ...], OverlayRenderer] = {}
+        self._renderers = PerShape(lambda shape: OverlayRenderer(shape, class_names, class_colors, alpha,
+                                                                 source_order))
 
     def render(self, frame: np.ndarray, mask: np.ndarray, verdict: Verdict, index: int) -> np.ndarray:
-        renderer = self._by_shape.get(frame.shape)
-        if renderer is None:
-            if len(self._by_shape) >= self.kept:
-                del self._by_shape[next(iter(self._by_shape))]
-            renderer = self._by_shape[frame.shape] = OverlayRenderer(
-                frame.shape, self.class_names, self.class_colors, self.alpha, self.source_order)
-        return renderer.render(frame, mask, verdict, index)
+        return self._renderers(frame.shape).render(frame, mask, verdict, index)

@@ -539,3 +539,13 @@ def test_archives_keep_their_quota_and_the_newest_files(bundle_factory, stream, 
     assert (tmp_path / "masks" / f"{last}.png").exists() and (tmp_path / "overlays" / f"{last}.jpg").exists()
     assert not (tmp_path / "masks" / "00000000.png").exists()  # the oldest went first
     assert len(_lines(tmp_path)) == len(frames)  # the result lines are not archives: all kept
+
+
+def test_things_made_per_frame_shape_are_made_once_and_the_least_recently_used_goes():
+    from edgeseg.runtime.per_shape import PerShape
+
+    made = []
+    per_shape = PerShape(lambda shape: made.append(shape) or len(made), kept=2)
+    assert [per_shape(s) for s in ((2, 2), (3, 3), (2, 2))] == [1, 2, 1]  # the same shape: the same thing
+    per_shape((4, 4))  # a third shape: (3, 3), the least recently used, goes
+    assert per_shape((2, 2)) == 1 and per_shape((3, 3)) == 4 and made == [(2, 2), (3, 3), (4, 4), (3, 3)]
