@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,10 +18,20 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".edgeseg.lock"
 
 
+def stamp(seconds: float) -> str:
+    """A time as runs are named in every result line and in rotated file names (ISO 8601, UTC,
+    to the millisecond), so that names sort as the times do."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
+
+
+def stamp_seconds(text: str) -> float:
+    """The time a ``stamp`` names (ValueError if it is not one)."""
+    return datetime.strptime(text, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def run_id() -> str:
-    """When a run starts, as it names the run in every result line (ISO 8601, UTC, to the ms)."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z"
+    """When a run starts, as it names the run in every result line."""
+    return stamp(time.time())
 
 
 class OutputFolder:

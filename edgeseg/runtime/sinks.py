@@ -6,16 +6,17 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgeseg.errors import ConfigError
+from edgeseg.runtime.outdir import stamp, stamp_seconds
 from edgeseg.runtime.overlay import OverlayRenderers
 from edgeseg.runtime.postprocess import Inspection, Postprocessor
 from edgeseg.runtime.quota import ArchiveQuota
+from edgeseg.runtime.spool import append_whole
 from edgeseg.runtime.timing import STAGES
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,10 @@ class JsonLinesSink(Sink):
             return
         self.file.close()
         started = self.started
-        while (target := self.path.with_name(f"{self.path.stem}-{_stamp(started)}.jsonl")).exists():
+        while (target := self.path.with_name(f"{self.path.stem}-{stamp(started)}.jsonl")).exists():
             started += 0.001  # names sort as the files were begun
         os.replace(self.path, target)
         self._open()
-        self.started = time.time()
 
     @staticmethod
     def formatter(header: dict | None):
@@ -116,23 +116,12 @@ class JsonLinesSink(Sink):
         self._append(self._line(result) + b"\n")
 
     def _append(self, data: bytes) -> None:
-        """One whole line, or nothing: a write the disk cannot take is cut back off the file."""
-        start = self.file.tell()
-        try:
-            if self.file.write(data) != len(data):
-                raise OSError(28, os.strerror(28))  # a short write: the disk filled up mid-line
-        except OSError as e:
-            os.ftruncate(self.file.fileno(), start)
-            self.file.seek(start)
-            self._lost(self.path, e.strerror or str(e))
+        error = append_whole(self.file, data)
+        if error is not None:
+            self._lost(self.path, error.strerror or str(error))
 
     def close(self) -> None:
         self.file.close()
-
-
-def _stamp(seconds: float) -> str:
-    """A time as run ids write it (ISO 8601, UTC, to the millisecond)."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}Z"
 
 
 def _first_run_time(path: Path) -> float | None:
@@ -140,7 +129,7 @@ def _first_run_time(path: Path) -> float | None:
     try:
         with open(path, "rb") as f:
             first = json.loads(f.readline() or b"{}")
-        return datetime.strptime(first["run"], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+        return stamp_seconds(first["run"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

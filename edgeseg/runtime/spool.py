@@ -4,11 +4,26 @@ restarts: lines appended to ``queue.jsonl``, the byte offset of the last one del
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
 
 COMPACT_AT = 1 << 20  # an all-delivered queue file larger than this starts again from empty
+
+
+def append_whole(file, data: bytes) -> OSError | None:
+    """Append ``data`` to an unbuffered binary file whole or not at all: a write the disk cannot
+    take, or takes only in part, is cut back off the file. Returns the error, if there was one."""
+    start = os.fstat(file.fileno()).st_size
+    try:
+        if file.write(data) != len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a short write: the disk filled up mid-line
+    except OSError as e:
+        os.ftruncate(file.fileno(), start)
+        file.seek(start)
+        return e
+    return None
 
 
 class DiskQueue:
@@ -37,11 +52,7 @@ class DiskQueue:
             if self._size() - self.delivered + len(message) > self.max_bytes:
                 self.dropped += 1
                 return False
-            end = self._size()
-            try:
-                self._file.write(message + b"\n")
-            except OSError:
-                os.ftruncate(self._file.fileno(), end)
+            if append_whole(self._file, message + b"\n") is not None:
                 self.dropped += 1
                 return False
             return True
