@@ -26,13 +26,19 @@ def check_station(config: StationConfig) -> tuple[bool, list[str]]:
     return ok, lines
 
 
+def load_camera(camera: CameraConfig) -> tuple[Bundle, InspectionRules]:
+    """A camera's bundle, verified here (checksums, fingerprint, an engine opened and closed), and
+    its rules; an EdgesegError saying what does not load."""
+    bundle = Bundle.read(camera.bundle)
+    with open_engine(bundle):
+        pass
+    names = [c["name"] for c in bundle.manifest["classes"]]
+    return bundle, InspectionRules.from_yaml(camera.rules, names) if camera.rules else InspectionRules()
+
+
 def _bundle(camera: CameraConfig) -> tuple[bool, str]:
     try:
-        bundle = Bundle.read(camera.bundle)
-        with open_engine(bundle):
-            pass
-        names = [c["name"] for c in bundle.manifest["classes"]]
-        rules = InspectionRules.from_yaml(camera.rules, names) if camera.rules else InspectionRules()
+        bundle, rules = load_camera(camera)
     except EdgesegError as e:
         return False, f"bundle: {e}"
     return True, (f"bundle {bundle.path.name} ({bundle.backend} {bundle.precision}) loads; "

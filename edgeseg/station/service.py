@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.engines.shared import views
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.mqtt_sink import MqttSink
 from edgeseg.runtime.session import DEFAULT_REQUESTS, InspectionSession, RunOptions
 from edgeseg.runtime.sources import FrameSource
 from edgeseg.station import notify
+from edgeseg.station.check import load_camera
 from edgeseg.station.config import CameraConfig, StationConfig
 
 if TYPE_CHECKING:
@@ -99,7 +101,6 @@ class CameraPipeline:
         log.info("camera %s: %d frames, ended by %s", self.camera.name, summary.frames, summary.ended_by)
         return True
 
-
     def stalled_for(self) -> float:
         """Seconds since the last frame was inspected, where frames have arrived since (0: it makes
         progress, or no frame came: a line that stopped is not a stuck pipeline)."""
@@ -128,8 +129,8 @@ class CameraPipeline:
         capture = session.capture if session is not None else None
         current = {"dropped_frames": capture.dropped, "bad_frames": capture.bad,
                    "reconnects": capture.reconnects} if capture is not None else {}
-        queue = next((sink.queue.waiting for sink in (session.sinks if session else []) if hasattr(sink, "queue")),
-                     None)
+        queue = next((sink.queue.waiting for sink in (session.sinks if session else [])
+                      if isinstance(sink, MqttSink)), None)
         engine = {"bundle": session.bundle.path.name, "backend": session.bundle.backend,
                   "precision": session.bundle.precision} if session is not None else {}
         return {"camera_up": capture is not None and capture.state == "running", "frames": self.frames,
@@ -156,8 +157,8 @@ class Station:
             from edgeseg.station.metrics import StationMetrics  # prometheus-client: the station extra
 
             self.metrics = StationMetrics(self)
-        self.engines, views = shared_engines(config.cameras)
-        self.pipelines = [self._pipeline(config, camera, views.get(camera.name)) for camera in config.cameras]
+        self.engines, camera_views = shared_engines(config.cameras)
+        self.pipelines = [self._pipeline(config, camera, camera_views.get(camera.name)) for camera in config.cameras]
 
     def _watch(self) -> None:
         """A pipeline whose camera gives frames it does not inspect for ``watchdog_seconds`` (a
@@ -331,14 +332,8 @@ def shared_engines(cameras: list[CameraConfig]) -> tuple[list[Engine], dict[str,
 def _cannot_load(camera: CameraConfig) -> str | None:
     """Why a camera's bundle or rules would not load here (None: they do), tried before the
     running pipeline is replaced."""
-    from edgeseg.runtime.rules import InspectionRules
-
     try:
-        bundle = Bundle.read(camera.bundle)
-        with open_engine(bundle):
-            pass
-        if camera.rules is not None:
-            InspectionRules.from_yaml(camera.rules, [c["name"] for c in bundle.manifest["classes"]])
+        load_camera(camera)
     except EdgesegError as e:
         return str(e)
     return None
