@@ -43,19 +43,14 @@ class Plant:
     """The broker's other side: a subscriber with a persistent session that counts messages."""
 
     def __init__(self, port: int):
-        import paho.mqtt.client as mqtt
+        from media import subscribe
 
         self.seen: dict[tuple[str, str], bytearray] = {}  # per camera and run, a flag per frame index:
         self.messages = 0  # a set of 100,000 tuples would grow this process by ~20 MB, a flag array does not
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-plant", clean_session=False)
-        self.client.on_connect = lambda client, *_: client.subscribe("edgeseg/#", qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 2)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client = subscribe(port, "soak-plant", self._on_message)
 
-    def _on_message(self, _client, _userdata, message) -> None:
+    def _on_message(self, message) -> None:
         if not message.topic.endswith("/results"):
             return
         line = json.loads(message.payload)

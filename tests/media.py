@@ -79,3 +79,18 @@ def start_broker(port: int, folder: Path) -> subprocess.Popen:
 def _accepts(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def subscribe(port: int, client_id: str, on_message):
+    """The plant's side of MQTT: a persistent session on ``edgeseg/#`` at QoS 1 (what is published
+    while it reconnects waits for it), every message handed to ``on_message(message)`` in paho's
+    thread. Returns the running client; ``loop_stop()`` and ``disconnect()`` end it."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_connect = lambda client, *_: client.subscribe("edgeseg/#", qos=1)
+    client.on_message = lambda _client, _userdata, message: on_message(message)
+    client.reconnect_delay_set(1, 2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client

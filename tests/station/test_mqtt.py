@@ -11,25 +11,18 @@ import sys
 import threading
 import time
 
-from media import free_port, serve_stream, start_broker, stop, wait_for
+from media import free_port, serve_stream, start_broker, stop, subscribe, wait_for
 
 
 class Subscriber:
     """The plant's side: a persistent session, so what is published while it reconnects waits for it."""
 
     def __init__(self, port: int):
-        import paho.mqtt.client as mqtt
-
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="plant", clean_session=False)
-        self.client.on_connect = lambda client, *_: client.subscribe("edgeseg/#", qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 2)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
+        self.client = subscribe(port, "plant", self._on_message)
 
-    def _on_message(self, _client, _userdata, message) -> None:
+    def _on_message(self, message) -> None:
         with self.lock:
             self.messages.append((message.topic, message.payload, message.retain))
 
