@@ -94,3 +94,14 @@ def subscribe(port: int, client_id: str, on_message):
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
+
+
+def edgeseg_process(*args, env: dict | None = None) -> subprocess.Popen:
+    """``python -m edgeseg ARGS`` in the background, as a service would run it: unbuffered, its
+    stdout and stderr captured as text (``communicate()`` reads them)."""
+    import os
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "edgeseg", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from media import free_port, serve_stream, stop, wait_for, write_video
+from media import edgeseg_process, free_port, serve_stream, stop, wait_for, write_video
 
 from edgeseg.engines import open_engine
 from edgeseg.errors import ConfigError
@@ -312,9 +312,7 @@ def test_sigterm_stops_a_live_run_cleanly_with_every_result_written(bundle_facto
     port = free_port()
     server = serve_stream(f"udp://127.0.0.1:{port}?pkt_size=1316", seconds=60)
     out_dir = tmp_path / "o"
-    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", str(bundle), "--source",
-                            f"udp://127.0.0.1:{port}", "--out", str(out_dir)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    run = edgeseg_process("run", bundle, "--source", f"udp://127.0.0.1:{port}", "--out", out_dir)
     try:
         results = out_dir / "results.jsonl"
         assert wait_for(lambda: results.exists() and results.read_text().count("\n") >= 10, timeout=40)
@@ -331,18 +329,12 @@ def test_sigterm_stops_a_live_run_cleanly_with_every_result_written(bundle_facto
     assert [line["index"] for line in lines] == sorted(line["index"] for line in lines)
 
 
-def _edgeseg_run(bundle, source: str, out_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgeseg", "run", str(bundle), source, "--out", str(out_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 def test_sigterm_ends_a_run_whose_stream_is_down_within_a_bound(bundle_factory, tmp_path):
     bundle = bundle_factory("onnxruntime", "fp32").path
     url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
     server = serve_stream(url, seconds=60)
     out_dir = tmp_path / "o"
-    run = _edgeseg_run(bundle, url.split("?")[0], out_dir)
+    run = edgeseg_process("run", bundle, url.split("?")[0], "--out", out_dir)
     try:
         results = out_dir / "results.jsonl"
         assert wait_for(lambda: results.exists() and results.read_text().count("\n") >= 5, timeout=40)
@@ -359,8 +351,8 @@ def test_sigterm_ends_a_run_whose_stream_is_down_within_a_bound(bundle_factory, 
 
 
 def test_sigterm_ends_the_wait_for_a_camera_that_never_came(bundle_factory, tmp_path):
-    run = _edgeseg_run(bundle_factory("onnxruntime", "fp32").path, f"http://127.0.0.1:{free_port()}/none.ts",
-                       tmp_path / "o")
+    run = edgeseg_process("run", bundle_factory("onnxruntime", "fp32").path,
+                          f"http://127.0.0.1:{free_port()}/none.ts", "--out", tmp_path / "o")
     try:
         time.sleep(2.0)
         assert run.poll() is None  # a camera down at start is waited for, not fatal
@@ -495,9 +487,8 @@ def test_a_killed_runs_overlay_video_plays_up_to_its_last_segment(bundle_factory
     url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
     server = serve_stream(url, seconds=60)
     out_dir = tmp_path / "o"
-    run = subprocess.Popen([sys.executable, "-m", "edgeseg", "run", str(bundle_factory("onnxruntime", "fp32").path),
-                            url.split("?")[0], "--out", str(out_dir), "--video", "--video-segment", "0.4", "--quiet"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = edgeseg_process("run", bundle_factory("onnxruntime", "fp32").path, url.split("?")[0], "--out", out_dir,
+                          "--video", "--video-segment", "0.4", "--quiet")
     try:
         assert wait_for(lambda: len(list((out_dir / "video").glob("*.mp4"))) >= 4, timeout=40)
         run.kill()  # SIGKILL: no chance to close anything

@@ -4,14 +4,11 @@ mid-run and comes back: every frame's message arrives (QoS 1 may repeat one; non
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
-from media import free_port, serve_stream, start_broker, stop, subscribe, wait_for
+from media import edgeseg_process, free_port, serve_stream, start_broker, stop, subscribe, wait_for
 
 
 class Subscriber:
@@ -47,8 +44,7 @@ def test_every_result_reaches_the_broker_though_it_goes_away_mid_run(bundle_fact
               "max_fps": 10}
     station.write_text(yaml.safe_dump({"station": "line-3", "results": "results", "mqtt": {"port": port},
                                        "metrics": None, "cameras": [camera]}))
-    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(station)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    serve = edgeseg_process("serve", station)
     try:
         assert wait_for(lambda: len(plant.results()) >= 10, timeout=60)
         stop(broker)  # the broker goes away for a few seconds; frames keep coming and are queued on disk

@@ -4,7 +4,6 @@ cameras at once, each supervised on its own."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from media import free_port, numbered_frames, serve_stream, stop, wait_for, write_video
+from media import edgeseg_process, free_port, numbered_frames, serve_stream, stop, wait_for, write_video
 
 from edgeseg.errors import ConfigError
 from edgeseg.station.config import read_station
@@ -98,11 +97,8 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
     systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd listens for a Type=notify unit
     systemd.bind(str(tmp_path / "notify.sock"))
     metrics = f"127.0.0.1:{free_port()}"
-    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(_station(tmp_path, cameras, metrics)),
-                              "--log-format", "json"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-                                  "WATCHDOG_USEC": "1000000"})
+    serve = edgeseg_process("serve", _station(tmp_path, cameras, metrics), "--log-format", "json",
+                            env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"})
     results = tmp_path / "results"
     try:
         stream_lines = results / "stream" / "results.jsonl"
@@ -163,8 +159,7 @@ def test_sighup_swaps_a_changed_bundle_and_keeps_the_old_one_when_the_new_one_is
     url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
     server = serve_stream(url, seconds=90)
     station = _station(tmp_path, [{"name": "top", "source": url.split("?")[0], "bundle": str(first), "max_fps": 10}])
-    serve = subprocess.Popen([sys.executable, "-m", "edgeseg", "serve", str(station)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    serve = edgeseg_process("serve", station)
     results = tmp_path / "results" / "top" / "results.jsonl"
 
     def bundles_seen() -> list[str]:
