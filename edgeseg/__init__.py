@@ -27,12 +27,13 @@ _EXPORTS = {
     "Inspector": "edgeseg.api", "InspectionResult": "edgeseg.api",
     "InspectionSession": "edgeseg.runtime.session", "RunOptions": "edgeseg.runtime.session",
     "RunSummary": "edgeseg.runtime.loop", "Sink": "edgeseg.runtime.sinks", "FrameResult": "edgeseg.runtime.sinks",
+    "SinkContext": "edgeseg.runtime.plugin_sink",
     "InspectionRules": "edgeseg.runtime.rules", "Region": "edgeseg.runtime.regions", "Verdict": "edgeseg.runtime.rules",
     "Bundle": "edgeseg.engines", "open_engine": "edgeseg.engines", "EdgesegError": "edgeseg.errors",
 }
 __all__ = [  # every name in _EXPORTS (a test keeps the two in step)
     "Bundle", "EdgesegError", "FrameResult", "InspectionResult", "InspectionRules", "InspectionSession", "Inspector",
-    "Region", "RunOptions", "RunSummary", "Sink", "Verdict", "__version__", "open_engine",
+    "Region", "RunOptions", "RunSummary", "Sink", "SinkContext", "Verdict", "__version__", "open_engine",
 ]
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from edgeseg.engines import Bundle, open_engine
     from edgeseg.errors import EdgesegError
     from edgeseg.runtime.loop import RunSummary
+    from edgeseg.runtime.plugin_sink import SinkContext
     from edgeseg.runtime.regions import Region
     from edgeseg.runtime.rules import InspectionRules, Verdict
     from edgeseg.runtime.session import InspectionSession, RunOptions

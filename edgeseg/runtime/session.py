@@ -23,6 +23,7 @@ from edgeseg.runtime.tiles import TileGrid
 
 if TYPE_CHECKING:
     from edgeseg.runtime.mqtt_sink import MqttConfig
+    from edgeseg.runtime.plugin_sink import PluginSinkConfig
     from edgeseg.runtime.webhook_sink import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class RunOptions:
     rotate_hours: float | None = None  # ... or this age
     mqtt: MqttConfig | None = None  # results also to an MQTT broker, queued on disk in out/mqtt-queue/
     webhook: WebhookConfig | None = None  # results POSTed to an HTTP endpoint, queued in out/webhook-queue/
+    plugins: tuple[PluginSinkConfig, ...] = ()  # a plant's own sinks, each one Python file
 
     def __post_init__(self) -> None:  # paths may be given as text, as users of the Python API do
         self.bundle = Path(self.bundle)
@@ -161,7 +163,15 @@ class InspectionSession:
                     sink.quota = quota
         if opts.window and renderer is not None:
             sinks.append(WindowSink(renderer))
-        return sinks
+        return sinks + self._plugin_sinks()
+
+    def _plugin_sinks(self) -> list[Sink]:
+        if not self.opts.plugins:
+            return []
+        from edgeseg.runtime.plugin_sink import make_plugin_sink, plugin_context
+
+        context = plugin_context(self.result_header(), self.opts.out)
+        return [make_plugin_sink(plugin, context) for plugin in self.opts.plugins]
 
     def result_header(self) -> dict:
         """The fields every result line of this run starts with (docs/schemas/result-v1.schema.json)."""

@@ -7,6 +7,7 @@ import os
 
 from edgeseg.engines import Bundle, open_engine
 from edgeseg.errors import EdgesegError, first_line
+from edgeseg.runtime.plugin_sink import PluginSinkConfig, check_plugin
 from edgeseg.runtime.rules import InspectionRules
 from edgeseg.runtime.sources import BadFrame, FrameLost, open_source
 from edgeseg.station.config import CameraConfig, StationConfig
@@ -20,6 +21,10 @@ def check_station(config: StationConfig) -> tuple[bool, list[str]]:
             passed, line = check(camera)
             ok &= passed
             lines.append(f"  {'ok  ' if passed else 'FAIL'} camera {camera.name}: {line}")
+    for plugin in config.sinks:
+        problem = _plugin(plugin)
+        ok &= problem is None
+        lines.append(f"  {'ok  ' if problem is None else 'FAIL'} {problem or plugin.label + ' imports'}")
     writable = _writable(config)
     ok &= writable is None
     lines.append(f"  {'ok  ' if writable is None else 'FAIL'} results: {writable or 'writable'}")
@@ -34,6 +39,14 @@ def load_camera(camera: CameraConfig) -> tuple[Bundle, InspectionRules]:
         pass
     names = [c["name"] for c in bundle.manifest["classes"]]
     return bundle, InspectionRules.from_yaml(camera.rules, names) if camera.rules else InspectionRules()
+
+
+def _plugin(plugin: PluginSinkConfig) -> str | None:
+    try:
+        check_plugin(plugin)
+    except EdgesegError as e:
+        return str(e)
+    return None
 
 
 def _bundle(camera: CameraConfig) -> tuple[bool, str]:

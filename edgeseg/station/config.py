@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from edgeseg.errors import ConfigError
 from edgeseg.runtime.mqtt_sink import MqttConfig
+from edgeseg.runtime.plugin_sink import PluginSinkConfig
 from edgeseg.runtime.webhook_sink import WebhookConfig
 from edgeseg.settings import config_error, read_yaml_mapping
 
@@ -49,6 +50,7 @@ class StationConfig(BaseModel):
     results_rotate_hours: float | None = Field(default=24.0, gt=0, description="... or this age")
     mqtt: MqttConfig | None = None  # every camera's results also to this broker
     webhook: WebhookConfig | None = None  # failed parts (or every frame) POSTed here
+    sinks: list[PluginSinkConfig] = Field(default_factory=list, description="the plant's own sinks, one file each")
     # /metrics, /healthz and /readyz at HOST:PORT (loopback by default; null: none)
     metrics: str | None = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]+:\d{1,5}$")
     # a pipeline that inspects nothing this long while its camera gives frames is replaced (0: never)
@@ -70,6 +72,19 @@ class StationConfig(BaseModel):
             raise ValueError(f"camera names must differ: {', '.join(twice)} more than once")
         return cameras
 
+    @field_validator("sinks")
+    @classmethod
+    def _sinks_name_cameras(cls, sinks: list[PluginSinkConfig], info: ValidationInfo) -> list[PluginSinkConfig]:
+        names = {camera.name for camera in info.data.get("cameras", [])}  # cameras come first in the model
+        for sink in sinks:
+            unknown = sorted(set(sink.cameras or ()) - names)
+            if unknown and names:
+                raise ValueError(f"{sink.label} names no such camera: {', '.join(unknown)}")
+        return sinks
+
+    def plugins_of(self, camera: str) -> tuple[PluginSinkConfig, ...]:
+        return tuple(sink for sink in self.sinks if sink.cameras is None or camera in sink.cameras)
+
 
 def read_station(path: str | Path) -> StationConfig:
     """The station file, checked, with its relative paths made relative to the file's folder."""
@@ -87,7 +102,9 @@ def _anchored(station: StationConfig, folder: Path) -> StationConfig:
 
     cameras = [camera.model_copy(update={"bundle": anchor(camera.bundle), "rules": anchor(camera.rules)})
                for camera in station.cameras]
-    return station.model_copy(update={"results": anchor(station.results), "cameras": cameras})
+    sinks = [sink.model_copy(update={"plugin": str(anchor(Path(sink.plugin)))}) if sink.plugin.endswith(".py")
+             else sink for sink in station.sinks]
+    return station.model_copy(update={"results": anchor(station.results), "cameras": cameras, "sinks": sinks})
 
 
 def missing_files(station: StationConfig) -> list[str]:

@@ -15,6 +15,7 @@ from edgeseg.engines import Bundle, Engine, open_engine
 from edgeseg.engines.shared import views
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.mqtt_sink import MqttSink
+from edgeseg.runtime.plugin_sink import check_plugin
 from edgeseg.runtime.session import DEFAULT_REQUESTS, InspectionSession, RunOptions
 from edgeseg.runtime.sources import FrameSource
 from edgeseg.station import notify
@@ -37,7 +38,7 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
                       station=station.station, camera_name=camera.name, mqtt=station.mqtt,
                       webhook=station.webhook, rotate_mb=station.results_rotate_mb,
                       archive_quota_mb=station.archive_quota_mb,
-                      rotate_hours=station.results_rotate_hours)
+                      rotate_hours=station.results_rotate_hours, plugins=station.plugins_of(camera.name))
 
 
 class CameraPipeline:
@@ -279,7 +280,7 @@ class Station:
             if current is not None and camera_options(current.station, current.camera) == camera_options(new, camera):
                 pipelines.append(current)
                 continue
-            problem = _cannot_load(camera)
+            problem = _cannot_load(new, camera)
             if problem is not None and current is not None:
                 log.error("reload: camera %s keeps running as it was: %s", camera.name, problem)
                 pipelines.append(current)
@@ -329,11 +330,13 @@ def shared_engines(cameras: list[CameraConfig]) -> tuple[list[Engine], dict[str,
     return engines, camera_views
 
 
-def _cannot_load(camera: CameraConfig) -> str | None:
-    """Why a camera's bundle or rules would not load here (None: they do), tried before the
-    running pipeline is replaced."""
+def _cannot_load(station: StationConfig, camera: CameraConfig) -> str | None:
+    """Why a camera's bundle, rules or plugin sinks would not load here (None: they do), tried
+    before the running pipeline is replaced."""
     try:
         load_camera(camera)
+        for plugin in station.plugins_of(camera.name):
+            check_plugin(plugin)
     except EdgesegError as e:
         return str(e)
     return None

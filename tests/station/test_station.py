@@ -30,6 +30,8 @@ def test_the_example_station_file_is_valid_and_its_paths_are_anchored_to_it():
     assert [camera.name for camera in station.cameras] == ["top", "side"]
     assert station.cameras[0].rules == ROOT / "deploy" / "rules.yaml"  # relative to the file
     assert station.cameras[1].mode == "tile" and station.cameras[0].overlays == "failed"
+    assert station.plugins_of("top")[0].plugin == str(ROOT / "deploy" / "sinks" / "verdict_csv.py")
+    assert station.plugins_of("side") == ()
 
 
 @pytest.mark.parametrize(("text", "says"), [
