@@ -59,6 +59,8 @@ def _serve(config, args_station_path) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     for pipeline in station.pipelines:
-        print(f"camera {pipeline.camera.name}: {pipeline.frames} frames, {pipeline.restarts} restart(s)"
+        state = pipeline.state()
+        print(f"camera {pipeline.camera.name}: {pipeline.frames} frames, {state['dropped_frames']} dropped, "
+              f"{state['bad_frames']} bad, {state['reconnects']} reconnect(s), {pipeline.restarts} restart(s)"
               + (f"; last error: {pipeline.last_error}" if pipeline.last_error else ""))
     return 0

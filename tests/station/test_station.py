@@ -239,3 +239,50 @@ def test_a_camera_can_take_its_frames_from_a_source_of_ones_own(bundle_factory, 
     station.run()
     lines = (tmp_path / "results" / "driver" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 20 and station.pipelines[0].done
+
+
+def test_a_stream_that_dies_and_returns_at_another_size_and_a_camera_that_comes_late_leave_the_file_camera_whole(
+        bundle_factory, tmp_path):
+    import cv2
+
+    bundle = bundle_factory("onnxruntime", "fp32").path
+    frames = numbered_frames(60, 96, 128)
+    video = write_video(tmp_path / "line.mp4", frames)
+    stream_url = f"http://127.0.0.1:{free_port()}/live.ts"  # served to one client: a kill breaks the connection
+    late_url = f"udp://127.0.0.1:{free_port()}?pkt_size=1316"
+    cameras = [{"name": "file", "source": str(video), "bundle": str(bundle), "max_fps": 6},
+               {"name": "stream", "source": stream_url, "bundle": str(bundle), "max_fps": 10, "masks": True},
+               {"name": "late", "source": late_url.split("?")[0], "bundle": str(bundle), "max_fps": 10}]
+    servers = [serve_stream(stream_url, seconds=60, size="160x128")]
+    serve = edgeseg_process("serve", _station(tmp_path, cameras))
+    results = tmp_path / "results"
+
+    def lines(camera: str) -> list[dict]:
+        path = results / camera / "results.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def mask_sizes() -> set[tuple[int, ...]]:
+        return {cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape for path in (results / "stream/masks").glob("*.png")}
+
+    try:
+        assert wait_for(lambda: len(lines("stream")) >= 10, timeout=60)
+        stop(servers.pop())  # the stream's server dies mid-run ...
+        time.sleep(1.5)
+        servers.append(serve_stream(stream_url, seconds=60, size="192x144"))  # ... and returns at another size
+        servers.append(serve_stream(late_url, seconds=60))  # a camera absent at start appears
+        assert wait_for(lambda: (192 * 144 in {h * w for h, w in mask_sizes()} and len(lines("late")) >= 5),
+                        timeout=60), (mask_sizes(), len(lines("late")))
+        assert wait_for(lambda: len(lines("file")) == len(frames), timeout=30)
+        serve.send_signal(signal.SIGTERM)
+        stdout, stderr = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+        for server in servers:
+            stop(server)
+    assert serve.returncode == 0, stderr
+    assert [line["index"] for line in lines("file")] == list(range(len(frames)))  # whole and in order
+    assert mask_sizes() == {(128, 160), (144, 192)}  # each frame inspected at its own size
+    stream = lines("stream")
+    assert [line["index"] for line in stream] == sorted(line["index"] for line in stream)
+    assert "camera stream: " in stdout and "1 reconnect(s), 0 restart(s)" in stdout.split("camera stream: ")[1]
+    assert "camera late: " in stdout and ", 0 restart(s)" in stdout.split("camera late: ")[1]
