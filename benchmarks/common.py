@@ -39,11 +39,13 @@ def cpu_flags() -> set[str]:
 
 
 def machine_tag() -> str:
-    """A short name for the kind of CPU, as result folders are named: the three kinds our
-    machines have been (``xeon-amx``, ``xeon-cascadelake``, ``epyc``), else the vendor's."""
+    """A short name for the kind of CPU, as result folders are named: the kinds our machines have
+    been (``xeon-amx``, ``xeon-cascadelake``, ``epyc`` with AVX-512, ``epyc-avx2`` without), else
+    the vendor's."""
     name, flags = cpu_name(), cpu_flags()
     if "AMD" in name or "EPYC" in name:
-        return "epyc" if "EPYC" in name else "amd"
+        kind = "epyc" if "EPYC" in name else "amd"
+        return kind if "avx512f" in flags else f"{kind}-avx2"
     if "amx_tile" in flags:
         return "xeon-amx"
     if "avx512_vnni" in flags and "avx512_bf16" not in flags:

@@ -51,13 +51,14 @@ class Inspector:
         self.class_names = [c["name"] for c in self.bundle.manifest["classes"]]
         self.rules = _rules(rules, self.class_names)
         self.color_order = color_order  # of 3-channel frames: "bgr" (OpenCV's) or "rgb"
+        self.bit_depth = self.bundle.manifest["input"].get("bit_depth", 16)  # 16-bit frames' full scale
         self.engine = open_engine(self.bundle, **engine_options)
         self._processors = PerShape(self._make_processors)  # buffers per frame size, made once
 
     def inspect(self, frame: np.ndarray) -> InspectionResult:
         """Resize the frame into the engine, infer, and judge the mask by the rules."""
         try:
-            frame = as_frame(np.asarray(frame), None)
+            frame = as_frame(np.asarray(frame), None, self.bit_depth)
         except BadFrame as e:
             raise ConfigError(f"cannot inspect this frame: {e}", fix="give a uint8 mono or colour image") from None
         pre, post = self._processors(frame.shape)

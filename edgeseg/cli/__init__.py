@@ -18,11 +18,12 @@ from edgeseg.cli import (
     run_cmd,
     serve_cmd,
     train_cmd,
+    verify_cmd,
 )
 from edgeseg.errors import EdgesegError
 
-COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, run_cmd, serve_cmd, bench_cmd,
-            demo_cmd)
+COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, verify_cmd, run_cmd, serve_cmd,
+            bench_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: a command may start itself again
     if getattr(args, "after_parse", None) is not None:  # checks that span several arguments, as usage errors
         args.after_parse(args)
     try:

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
                    help="after training, fit per-class score offsets on the train split and fold them into "
                         "the classifier (default: on)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--distributed", type=positive_int, metavar="N",
+                   help="train on N processes of this machine with DistributedDataParallel (starts torchrun; "
+                        "for several machines run torchrun yourself: docs/training-distributed.md)")
     p.set_defaults(run=run)
 
 
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
 
+    if args.distributed:
+        return _torchrun(args.argv, args.distributed)
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     cfg.data = args.data
     for name in _OVERRIDES:
@@ -57,8 +62,27 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(cfg, name, value)
     result = train(cfg, resume=args.resume)
+    if not result.history:  # a rank other than 0 of a distributed run: rank 0 reports
+        return 0
     m = result.best_metrics
     print(f"best mIoU {m['miou']:.3f} (defects {m['defect_miou']:.3f}) in {result.wall_seconds / 60:.1f} min")
+    if result.frame_size_metrics is not None:
+        f = result.frame_size_metrics
+        print(f"at each image's own size: mIoU {f['miou']:.3f} (defects {f['defect_miou']:.3f})")
     print(f"checkpoint: {result.best_checkpoint}")
     print(f"next: edgeseg export {result.best_checkpoint} -o model.onnx")
     return 0
+
+
+def _torchrun(argv: list[str], processes: int) -> int:
+    """This same command under torchrun on ``processes`` processes of this machine (gloo on the
+    CPU), without --distributed; its exit status."""
+    import subprocess
+    import sys
+
+    argv = list(argv)
+    at = next(i for i, arg in enumerate(argv) if arg.startswith("--distributed"))
+    del argv[at:at + (1 if "=" in argv[at] else 2)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               "-m", "edgeseg", *argv]
+    return subprocess.run(command, check=False).returncode

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.data.classes import IGNORE_ID
-from edgeseg.data.imageio import colors_to_ids, read_image, read_mask_raw, unknown_ids
+from edgeseg.data.imageio import colors_to_ids, depth_holding, read_image, read_mask_raw, unknown_ids
 from edgeseg.data.layout import DatasetLayout
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
@@ -86,6 +86,8 @@ class _Findings:
     mismatched: list[str] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=lambda: {"grayscale": 0, "colour": 0})
+    sixteen_bit: int = 0  # 16-bit images, and the largest value in any of them
+    largest_value: int = 0
 
 
 def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
@@ -106,16 +108,8 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
 
 def _check_files(layout: DatasetLayout, report: CheckReport) -> None:
     """Unpaired files and split lists that name what is not there, or leave out what is."""
-    if layout.images_without_mask:
-        report.errors.append(f"{len(layout.images_without_mask)} image(s) without a mask in masks/: "
-                             f"{_examples(layout.images_without_mask)}")
-    if layout.masks_without_image:
-        report.errors.append(f"{len(layout.masks_without_image)} mask(s) without an image in images/: "
-                             f"{_examples(layout.masks_without_image)}")
-    for split, missing in layout.missing_from_split_lists().items():
-        if missing:
-            report.errors.append(f"{split}.txt names {len(missing)} stem(s) with no image or mask: "
-                                 f"{_examples(missing)}")
+    for what, examples in layout.unpaired():
+        report.errors.append(f"{len(examples)} {what}: {_examples(examples)}")
     if layout.split_lists:
         listed = {s for stems in layout.split_lists.values() for s in stems}
         unlisted = [s for s in layout.paired_stems if s not in listed]
@@ -126,7 +120,7 @@ def _check_files(layout: DatasetLayout, report: CheckReport) -> None:
 def _read_pair(layout: DatasetLayout, stem: str, found: _Findings):
     """The image and raw mask of one stem, or None where either cannot be read."""
     try:
-        return read_image(layout.images[stem]), read_mask_raw(layout.masks[stem])
+        return read_image(layout.images[stem], bit_depth=None), read_mask_raw(layout.masks[stem])
     except DatasetError as e:
         found.unreadable.append(f"{e.path.name} ({e.what})")
         return None
@@ -138,6 +132,9 @@ def _check_pair(layout: DatasetLayout, stem: str, split: str, report: CheckRepor
         return
     image, raw = pair
     found.kinds["colour" if image.ndim == 3 else "grayscale"] += 1
+    if image.dtype == np.uint16:
+        found.sixteen_bit += 1
+        found.largest_value = max(found.largest_value, int(image.max()))
     if image.shape[:2] != raw.shape[:2]:
         found.mismatched.append(f"{stem} (image {image.shape[1]}x{image.shape[0]}, "
                                 f"mask {raw.shape[1]}x{raw.shape[0]})")
@@ -171,6 +168,11 @@ def _mask_ids(layout: DatasetLayout, stem: str, raw: np.ndarray, found: _Finding
 
 
 def _report_findings(found: _Findings, report: CheckReport) -> None:
+    if found.sixteen_bit:
+        depth = depth_holding(found.largest_value)
+        report.warnings.append(f"{found.sixteen_bit} 16-bit image(s), values up to {found.largest_value}: taken as "
+                               f"{depth}-bit (full scale {(1 << depth) - 1}) by training, which records it in the "
+                               "checkpoint and the bundle for the runtime")
     if found.unreadable:
         report.errors.append(f"{len(found.unreadable)} unreadable or truncated file(s): {_examples(found.unreadable)}")
     if found.mismatched:

@@ -3,7 +3,7 @@ calibration, parity gates and verification (numpy and OpenCV only: run side)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,10 +26,12 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | N
 @dataclass
 class FrameSet:
     """Frames (N, H, W, C) uint8 at the model's input size, with ground truth (N, H, W) where the
-    folder has masks."""
+    folder has masks, and each image's ground truth at its own size (as a station writes masks)."""
     frames: np.ndarray
     truth: np.ndarray | None
     source: str
+    names: list[str] = field(default_factory=list)  # each frame's image stem
+    native_truth: list[np.ndarray] | None = None  # (h, w) class ids at the image's own size
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -51,11 +53,13 @@ def is_dataset(folder: Path) -> bool:
     return (folder / "images").is_dir() and (folder / "classes.csv").is_file()
 
 
-def load_frames(folder: str | Path, channels: int, height: int, width: int, limit: int,
-                split: str | None = None, with_masks: bool = True, require_split: bool = False) -> FrameSet:
+def load_frames(folder: str | Path, channels: int, height: int, width: int, limit: int | None,
+                split: str | None = None, with_masks: bool = True, require_split: bool = False,
+                bit_depth: int = 16) -> FrameSet:
     """Frames from a data set folder (its ``split``, or every paired image) or from a plain folder
-    of images (no ground truth). With ``require_split`` a data set without that split is an error
-    instead of every image (training images included) being used."""
+    of images (no ground truth); ``limit`` of them spread evenly (None: all); 16-bit images scaled
+    by ``bit_depth`` (the model's, from its checkpoint or manifest). With ``require_split`` a data
+    set without that split is an error instead of every image (training images included) being used."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError("folder not found", folder, "give a data set folder or a folder of images")
@@ -70,21 +74,24 @@ def load_frames(folder: str | Path, channels: int, height: int, width: int, limi
             stems, label = layout.paired_stems, "all"
         if not stems:
             raise DatasetError("no image in this data set has a mask", folder, "run edgeseg data check on it")
-        frames, truth = [], []
-        for stem in spread_evenly(stems, limit):
-            image = read_image(layout.images[stem], channels)
+        picked = spread_evenly(stems, limit or len(stems))
+        frames, truth, native = [], [], []
+        for stem in picked:
+            image = read_image(layout.images[stem], channels, bit_depth)
             if with_masks:
-                image, mask = resize_pair(image, read_mask(layout.masks[stem], layout.classes), width, height)
+                native.append(read_mask(layout.masks[stem], layout.classes))
+                image, mask = resize_pair(image, native[-1], width, height)
                 truth.append(mask)
             else:
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
             frames.append(_as_frame(image))
-        return FrameSet(np.stack(frames), np.stack(truth) if with_masks else None, f"{folder} ({label})")
+        return FrameSet(np.stack(frames), np.stack(truth) if with_masks else None, f"{folder} ({label})",
+                        list(picked), native if with_masks else None)
     images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    paths = spread_evenly(images, limit)
+    paths = spread_evenly(images, limit or len(images))
     if not paths:
         raise DatasetError("no images in this folder", folder,
                            f"give a folder of {', '.join(IMAGE_SUFFIXES)} frames or a data set folder")
-    frames = [_as_frame(cv2.resize(read_image(p, channels), (width, height), interpolation=cv2.INTER_LINEAR))
+    frames = [_as_frame(cv2.resize(read_image(p, channels, bit_depth), (width, height), interpolation=cv2.INTER_LINEAR))
               for p in paths]
-    return FrameSet(np.stack(frames), None, str(folder))
+    return FrameSet(np.stack(frames), None, str(folder), [p.stem for p in paths])

@@ -45,24 +45,53 @@ def _decode(path: Path, flags: int) -> np.ndarray:
     return image
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """16-bit images (common from mono cameras) are scaled to 8 bits; alpha is dropped."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
+# The one bit-depth rule, everywhere (data check, training, the gate, verify, the runtime): a
+# 16-bit pixel is scaled to 8 bits with full scale 2**depth - 1, where depth is what the camera's
+# pixel format says (Mono12: 12) or, for files, the data set's depth that training found and the
+# checkpoint and the bundle record: the smallest of these that holds its largest value.
+SIXTEEN_BIT_DEPTHS = (10, 12, 14, 16)
+
+
+def depth_holding(largest: int) -> int:
+    """The bit depth of 16-bit data whose largest value is ``largest``."""
+    return next((depth for depth in SIXTEEN_BIT_DEPTHS if largest < 1 << depth), 16)
+
+
+def data_bit_depth(images: list[np.ndarray]) -> int:
+    """8 for 8-bit images; else the depth holding the largest value of the 16-bit ones."""
+    largest = max((int(image.max()) for image in images if image.dtype == np.uint16 and image.size), default=None)
+    return 8 if largest is None else depth_holding(largest)
+
+
+def scale_to_8bit(image: np.ndarray, bit_depth: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A 16-bit image scaled to 8 bits, full scale 2**bit_depth - 1 (16 where the depth says 8:
+    16-bit data for a model trained on 8-bit data is taken at its full range); saturates."""
+    scale = 255.0 / ((1 << (bit_depth if bit_depth > 8 else 16)) - 1)
+    if out is not None and out.shape == image.shape and out.dtype == np.uint8:
+        return cv2.convertScaleAbs(image, dst=out, alpha=scale)
+    return cv2.convertScaleAbs(image, alpha=scale)
+
+
+def to_uint8(image: np.ndarray, bit_depth: int | None = 16) -> np.ndarray:
+    """Alpha dropped; 16-bit images scaled to 8 bits by the bit-depth rule (``None``: kept 16-bit,
+    for a data set whose depth is found once all its images are read)."""
+    if image.dtype not in (np.uint8, np.uint16):
         raise DatasetError(f"unsupported pixel type {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if image.dtype == np.uint16 and bit_depth is not None:
+        image = scale_to_8bit(image, bit_depth)
     return image
 
 
-def read_image(path: Path, channels: int | None = None) -> np.ndarray:
-    """An 8-bit image: (H, W) for 1 channel, (H, W, 3) BGR for 3; ``None`` keeps what the file has."""
+def read_image(path: Path, channels: int | None = None, bit_depth: int | None = 16) -> np.ndarray:
+    """An image: (H, W) for 1 channel, (H, W, 3) BGR for 3 (``None`` keeps what the file has);
+    8-bit, with 16-bit files scaled by ``bit_depth`` (``None``: kept 16-bit)."""
     image = _decode(path, cv2.IMREAD_UNCHANGED)
     try:
-        image = to_uint8(image)
+        image = to_uint8(image, bit_depth)
     except DatasetError as e:
         raise DatasetError(e.what, path) from None
     if channels == 1 and image.ndim == 3:

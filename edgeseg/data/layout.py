@@ -96,6 +96,24 @@ class DatasetLayout:
         paired = set(self.paired_stems)
         return {split: [s for s in stems if s not in paired] for split, stems in self.split_lists.items()}
 
+    def unpaired(self) -> list[tuple[str, list]]:
+        """What ``data check`` calls an error in the files themselves: (what, examples) for images
+        without a mask, masks without an image and split-list stems with no image or mask."""
+        found = [("image(s) without a mask in masks/", self.images_without_mask),
+                 ("mask(s) without an image in images/", self.masks_without_image)]
+        found += [(f"stem(s) named in {split}.txt with no image or mask", missing)
+                  for split, missing in self.missing_from_split_lists().items()]
+        return [(what, examples) for what, examples in found if examples]
+
+    def require_paired(self) -> None:
+        """Refuse a data set with unpaired files, which training would otherwise leave out silently."""
+        problems = self.unpaired()
+        if problems:
+            what = "; ".join(f"{len(examples)} {text} ({', '.join(str(getattr(e, 'name', e)) for e in examples[:3])}"
+                             f"{' …' if len(examples) > 3 else ''})" for text, examples in problems)
+            raise DatasetError(what, self.root, "add the missing files or remove the others (edgeseg data check "
+                                                "lists them all)")
+
     def samples(self, split: str) -> list[Sample]:
         stems = self.split_stems(split)
         if not stems:

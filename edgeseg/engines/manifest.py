@@ -35,6 +35,7 @@ class InputSpec(BaseModel):
     width: int
     resize: str
     dynamic: bool = False
+    bit_depth: int = 16  # the depth of the 16-bit data it was trained on (8: 8-bit data); edgeseg/data/imageio.py
 
 
 class OutputSpec(BaseModel):

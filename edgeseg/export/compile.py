@@ -45,7 +45,7 @@ class CompileOptions:
     calib_frames: int = MIN_CALIBRATION_FRAMES
     data: str | None = None  # validation data set for the parity gate; default: the calibration frames
     split: str = "val"
-    val_frames: int = 200
+    val_frames: int | None = None  # frames of the split the gate measures (None: all of them)
     force: bool = False
     accuracy_control: bool = False  # int8: keep in float the layers whose quantization costs mIoU (slow)
     options: dict = field(default_factory=dict)  # backend options (hint, threads, streams, ...)
@@ -92,6 +92,7 @@ def _versions() -> dict:
 def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, FrameSet]:
     """(calibration frames or None, validation frames)."""
     channels, height, width = spec["channels"], spec["height"], spec["width"]
+    depth = spec.get("bit_depth", 16)  # 16-bit frames scaled as the model was trained
     calib = None
     if opts.precision == "int8":
         if not opts.calib:
@@ -101,7 +102,7 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
             raise ConfigError("accuracy control measures mIoU, so --calib must be a labelled data set",
                               opts.calib, "give a data set folder (images/, masks/, classes.csv)")
         calib = load_frames(opts.calib, channels, height, width, opts.calib_frames, split="train",
-                            with_masks=opts.accuracy_control)
+                            with_masks=opts.accuracy_control, bit_depth=depth)
         if len(calib) < MIN_CALIBRATION_FRAMES:
             note(f"only {len(calib)} calibration frames (at least {MIN_CALIBRATION_FRAMES} are advised): "
                          "int8 ranges may not cover what the camera shows")
@@ -113,7 +114,8 @@ def _frames(opts: CompileOptions, spec: dict, note) -> tuple[FrameSet | None, Fr
                           fix="give --data DIR (a labelled data set) or --calib DIR")
     labelled = is_dataset(Path(source))
     val = load_frames(source, channels, height, width, opts.val_frames,
-                      split=opts.split if opts.data else "val", with_masks=labelled, require_split=bool(opts.data))
+                      split=opts.split if opts.data else "val", with_masks=labelled, require_split=bool(opts.data),
+                      bit_depth=depth)
     return calib, val
 
 

@@ -67,7 +67,8 @@ def _metadata(meta: dict, opts: ExportOptions, height: int, width: int, input_or
         "edgeseg.classes": meta["classes"],
         "edgeseg.input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "shape": dims + [channels],
                           "channels": channels, "color_order": input_order, "height": height, "width": width,
-                          "resize": meta["input"].get("resize", "stretch-linear"), "dynamic": opts.dynamic},
+                          "resize": meta["input"].get("resize", "stretch-linear"), "dynamic": opts.dynamic,
+                          "bit_depth": meta["input"].get("bit_depth", 16)},
         "edgeseg.outputs": outputs,
         "edgeseg.model": {"arch": meta["arch"], "arch_kwargs": meta.get("arch_kwargs", {}),
                           "stride": get_architecture(meta["arch"]).stride,
@@ -130,7 +131,8 @@ def export_onnx(opts: ExportOptions, show_progress: bool = True) -> ExportResult
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
         parity = measure_parity(tmp, graph, Path(data), opts.split, channels, height, width,
-                                [c["name"] for c in meta["classes"]], opts.parity_images, show_progress)
+                                [c["name"] for c in meta["classes"]], opts.parity_images, show_progress,
+                                meta["input"].get("bit_depth", 16))
         if parity.images == 0:
             raise ExportError(f"no {opts.split} images to measure parity on", data)
         if parity.pixel_agreement < opts.min_agreement:

@@ -28,20 +28,22 @@ class ParityReport:
                 "reference": self.reference, "exported": self.exported, "source": self.source}
 
 
-def parity_samples(data: Path, split: str, channels: int, height: int, width: int, limit: int):
+def parity_samples(data: Path, split: str, channels: int, height: int, width: int, limit: int,
+                   bit_depth: int = 16):
     """(frame uint8 HxWxC, ground truth HxW) pairs stretched to the model input, as the runtime does;
     up to ``limit`` spread over the split (split lists are often sorted by class)."""
     layout = DatasetLayout.open(data)
     samples = spread_evenly(layout.samples(split), limit)
     for s in samples:
-        image, mask = resize_pair(read_image(s.image, channels), read_mask(s.mask, layout.classes), width, height)
+        image = read_image(s.image, channels, bit_depth)
+        image, mask = resize_pair(image, read_mask(s.mask, layout.classes), width, height)
         yield (image[..., None] if image.ndim == 2 else image), mask
 
 
 @torch.no_grad()
 def measure_parity(onnx_path: Path, graph: torch.nn.Module, data: Path, split: str, channels: int,
                    height: int, width: int, class_names: list[str], limit: int = 200,
-                   show_progress: bool = True) -> ParityReport:
+                   show_progress: bool = True, bit_depth: int = 16) -> ParityReport:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -52,7 +54,7 @@ def measure_parity(onnx_path: Path, graph: torch.nn.Module, data: Path, split: s
     ref_conf = np.zeros((n, n), np.int64)
     exp_conf = np.zeros((n, n), np.int64)
     agree, total, count = 0, 0, 0
-    pairs = parity_samples(data, split, channels, height, width, limit)
+    pairs = parity_samples(data, split, channels, height, width, limit, bit_depth)
     for frame, truth in progress(pairs, desc="parity", unit="img", disable=not show_progress, leave=False):
         batch = np.ascontiguousarray(np.repeat(frame[None], static_batch, axis=0))
         exported = session.run(None, {input_name: batch})[0][0]

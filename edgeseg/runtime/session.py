@@ -96,6 +96,7 @@ class InspectionSession:
         self.rules = (InspectionRules.from_yaml(opts.rules, self.class_names) if opts.rules else InspectionRules())
         self.source = (opts.source if isinstance(opts.source, FrameSource) else
                        open_source(opts.source, **opts.camera))
+        self.source.bit_depth = manifest["input"].get("bit_depth", 16)  # a camera's pixel format overrides it
         # held from here to close: a second process on the same folder is refused before it writes
         self.out = OutputFolder(opts.out) if opts.out is not None else None
         ring_slots = 3 + ((opts.requests or DEFAULT_REQUESTS) if opts.throughput else 0)

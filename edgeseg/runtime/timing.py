@@ -14,7 +14,9 @@ class StageTimes:
     def __init__(self, stages: tuple[str, ...] = STAGES, window: int = 65536):
         self.stages = stages
         self.window = window
-        self.samples = np.zeros((len(stages), window), np.float64)  # seconds
+        # seconds; filled now, not np.zeros: its pages are resident from the start, so a station's
+        # RSS does not creep up over its first window of frames (docs/measurements/station.md)
+        self.samples = np.full((len(stages), window), 0.0)
         self.maximum = np.zeros(len(stages), np.float64)
         self.count = 0
         self._row = {name: i for i, name in enumerate(stages)}

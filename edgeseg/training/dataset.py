@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from edgeseg.data import DatasetLayout, Sample
-from edgeseg.data.imageio import read_image, read_mask
+from edgeseg.data.imageio import data_bit_depth, read_image, read_mask, to_uint8
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
 from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
@@ -29,8 +29,10 @@ def infer_channels(layout: DatasetLayout, stems: list[str], probe: int = 16) -> 
     return 1
 
 
-def _load(sample: Sample, layout: DatasetLayout, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    image = read_image(sample.image, channels)
+def load_sample(sample: Sample, layout: DatasetLayout, channels: int,
+                bit_depth: int | None = 16) -> tuple[np.ndarray, np.ndarray]:
+    """An image (16-bit files scaled by ``bit_depth``; None: kept 16-bit) and its class mask."""
+    image = read_image(sample.image, channels, bit_depth)
     mask = read_mask(sample.mask, layout.classes)
     if image.shape[:2] != mask.shape[:2]:
         raise DatasetError(f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
@@ -49,15 +51,20 @@ def _shrink(image: np.ndarray, mask: np.ndarray, limit: int) -> tuple[np.ndarray
             cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
-def load_split(layout: DatasetLayout, split: str, channels: int, size: int, train: bool):
+def load_split(layout: DatasetLayout, split: str, channels: int, size: int, train: bool,
+               bit_depth: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """The split's images (shrunk for training, stretched to ``size`` for validation) and masks,
+    and the bit depth their 16-bit images were scaled by: ``bit_depth``, or (None) the depth that
+    holds this split's largest value (edgeseg/data/imageio.py), found once every image is read."""
     images, masks = [], []
     samples = layout.samples(split)
     for sample in progress(samples, desc=f"loading {split}", unit="img", leave=False):
-        image, mask = _load(sample, layout, channels)
+        image, mask = load_sample(sample, layout, channels, bit_depth=None)
         image, mask = _shrink(image, mask, 2 * size) if train else resize_pair(image, mask, size)
         images.append(image)
         masks.append(mask)
-    return images, masks
+    depth = bit_depth or data_bit_depth(images)
+    return [to_uint8(image, depth) for image in images], masks, depth
 
 
 def class_statistics(masks: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,12 +171,22 @@ class TrainBatches:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.factors.sum() / self.batch_size))
 
-    def epoch(self, rng: np.random.Generator):
-        order = epoch_indices(self.factors, rng)
+    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1):
+        """Epoch ``number``'s batches. The order comes from (seed, epoch) alone, so every rank of a
+        distributed run draws the same one and takes its share of each global batch of
+        ``batch_size`` (a last batch smaller than the ranks is left out); augmentations come from
+        the rank's own stream. ``self.seen`` keeps the sample indices this rank was given."""
+        order = epoch_indices(self.factors, np.random.default_rng([seed, number]))
+        rng = np.random.default_rng([seed, number, rank + 1])
+        self.seen: list[int] = []
         for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if len(batch) < world:
+                break
+            mine = np.array_split(batch, world)[rank]
+            self.seen += mine.tolist()
             pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
-                                  self.view)
-                     for i in order[start:start + self.batch_size]]
+                                  self.view) for i in mine]
             yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 
 

@@ -1,12 +1,15 @@
-"""Validation: the confusion matrix of a model on whole pre-resized samples."""
+"""Validation: the confusion matrix of a model on whole pre-resized samples, and at each
+image's own size."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
+from edgeseg.data.layout import DatasetLayout
 from edgeseg.metrics import confusion_matrix
-from edgeseg.training.dataset import to_tensor_batch
+from edgeseg.training.dataset import load_sample, to_tensor_batch
 
 
 @torch.no_grad()
@@ -23,4 +26,23 @@ def evaluate(model, images, masks, mean, std, num_classes: int, batch_size: int 
             logits = model(x.contiguous(memory_format=torch.channels_last))
         pred = logits.argmax(1).to(torch.uint8).numpy()
         confusion += confusion_matrix(pred, y.numpy(), num_classes)
+    return confusion
+
+
+@torch.no_grad()
+def evaluate_frame_size(model, layout: DatasetLayout, split: str, spec: dict, mean, std,
+                        num_classes: int) -> np.ndarray:
+    """Confusion matrix at each image's own size, as a station writes masks: the image stretched
+    to the model's (height, width), the predicted mask scaled back to the image (nearest, as the
+    runtime does) and scored against the mask as labelled. ``spec``: the checkpoint's input."""
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    height, width = spec["height"], spec["width"]
+    for sample in layout.samples(split):
+        image, mask = load_sample(sample, layout, spec["channels"], spec.get("bit_depth", 16))
+        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        x, _ = to_tensor_batch([small], [np.zeros((height, width), np.uint8)], mean, std)
+        pred = model(x.contiguous(memory_format=torch.channels_last)).argmax(1)[0].to(torch.uint8).numpy()
+        scaled = cv2.resize(pred, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
+        confusion += confusion_matrix(scaled, mask, num_classes)
     return confusion

@@ -3,6 +3,7 @@ checkpoint kept, resumable, seeded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from edgeseg.metrics import describe_report, iou_report
 from edgeseg.models import build_model, get_architecture
 from edgeseg.progress import progress
 from edgeseg.training.calibrate import calibrate_checkpoint, calibration_seconds
-from edgeseg.training.checkpoint import load_checkpoint, save_checkpoint
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (
     TrainBatches,
@@ -36,8 +37,9 @@ from edgeseg.training.dataset import (
     log_class_prior,
     repeat_factors,
 )
+from edgeseg.training.distributed import Ranks, from_main, gathered, join, leave, unwrapped, wait_for_all, wrap
 from edgeseg.training.ema import moving_average
-from edgeseg.training.evaluation import evaluate
+from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
@@ -50,15 +52,16 @@ class TrainResult:
     best_metrics: dict
     history: list[dict]
     wall_seconds: float
+    frame_size_metrics: dict | None = None  # the kept model on val at each image's own size
 
 
 cpu_has_bf16 = native_bf16  # the name the benchmarks and tests know
 
 
-def _seed_everything(seed: int) -> np.random.Generator:
+def _seed_everything(seed: int) -> None:
+    """Python's and torch's generators (dropout); the batches draw from (seed, epoch) themselves."""
     random.seed(seed)
     torch.manual_seed(seed)
-    return np.random.default_rng(seed)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -106,6 +109,7 @@ class RunClock:
     def __init__(self, max_minutes: float | None):
         self.max_minutes = max_minutes
         self.started = time.perf_counter()
+        self.agreed_share: float | None = None  # a distributed run's share used, as rank 0 saw it at the epoch's start
 
     def resume_from(self, elapsed_before: float) -> None:
         self.started = time.perf_counter() - elapsed_before
@@ -114,6 +118,8 @@ class RunClock:
         return time.perf_counter() - self.started
 
     def share_used(self) -> float:
+        if self.agreed_share is not None:  # every rank's learning rate must follow the same clock
+            return self.agreed_share
         return self.elapsed() / (self.max_minutes * 60) if self.max_minutes else 0.0
 
 
@@ -127,6 +133,7 @@ class _Data:
     std: list[float]
     pixels: np.ndarray
     batches: TrainBatches
+    bit_depth: int  # 16-bit images were scaled by it (8: the data is 8-bit); recorded in the checkpoint
 
 
 @dataclass
@@ -145,9 +152,9 @@ class _Run:
     ema: torch.nn.Module | None
     use_bf16: bool
     meta: dict
-    rng: np.random.Generator
     clock: RunClock
     make_ahead: Callable
+    ranks: Ranks = field(default_factory=Ranks)  # this process's place in a distributed run
     history: list[dict] = field(default_factory=list)
     best_miou: float = -1.0
     start_epoch: int = 0
@@ -162,7 +169,7 @@ class _Run:
         return self.out / "last.pt"
 
     def kept_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else unwrapped(self.model)
 
     def trains_halved(self, epoch: int) -> bool:
         """Whether an epoch starting now runs on halved batches (the first half_size_share of the run)."""
@@ -184,14 +191,14 @@ def _check_config(cfg: TrainConfig) -> None:
 
 def _load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
     size = cfg.input_size
-    train_images, train_masks = load_split(layout, "train", channels, size, train=True)
-    val_images, val_masks = load_split(layout, "val", channels, size, train=False)
+    train_images, train_masks, depth = load_split(layout, "train", channels, size, train=True)
+    val_images, val_masks, _ = load_split(layout, "val", channels, size, train=False, bit_depth=depth)
     mean, std = channel_stats(train_images, channels)
     pixels, present = class_statistics(train_masks, layout.classes.num_classes)
     factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
     batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
                            cfg.crop_size)
-    return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches)
+    return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches, depth)
 
 
 def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, data: _Data) -> dict:
@@ -200,7 +207,8 @@ def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, dat
         "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "dropout": cfg.dropout,
         "classes": layout.classes.to_list(),
         "input": {"height": size, "width": size, "channels": channels,
-                  "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear"},
+                  "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear",
+                  "bit_depth": data.bit_depth},
         "normalization": {"mean": data.mean, "std": data.std},
         "data": str(Path(cfg.data).resolve()),
         "edgeseg_version": edgeseg.__version__,
@@ -209,15 +217,17 @@ def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, dat
 
 
 def _prepare(cfg: TrainConfig) -> _Run:
+    ranks = join("cpu")
     cores = os.cpu_count() or 1
-    threads = cfg.threads or cores
+    threads = cfg.threads or max(1, cores // ranks.local_world)  # the cores shared by the ranks on this machine
     torch.set_num_threads(threads)
     # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008).
-    make_ahead = prefetch if threads < cores else iter
-    rng = _seed_everything(cfg.seed)
+    make_ahead = prefetch if threads * ranks.local_world < cores else iter
+    _seed_everything(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     layout = DatasetLayout.open(cfg.data)
+    layout.require_paired()  # what data check calls an error is refused, not left out silently
     num_classes = layout.classes.num_classes
     channels = cfg.channels or infer_channels(layout, layout.split_stems("train"))
     data = _load_data(cfg, layout, channels)
@@ -225,6 +235,8 @@ def _prepare(cfg: TrainConfig) -> _Run:
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
     model.set_class_prior(torch.from_numpy(log_class_prior(data.pixels)))
     model = model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions (docs/decisions/0009)
+    ema = moving_average(model, cfg.ema_decay) if cfg.ema_decay else None
+    model = wrap(model, ranks, "cpu")
     weights = class_weights(data.pixels, cfg.class_weights, cfg.max_class_weight)
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None,
                                  compiled=cfg.compile_loss)
@@ -233,12 +245,12 @@ def _prepare(cfg: TrainConfig) -> _Run:
     clock = RunClock(cfg.max_minutes)  # restarted before the first epoch, once a resume's time is known
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(cfg.epochs * steps, max(1, round(cfg.warmup_epochs * steps)), clock.share_used))
-    # The moving average smooths the step-to-step swings of small-batch training on rare classes;
-    # it averages the BatchNorm statistics too, so the averaged model is evaluated and kept as is.
-    ema = moving_average(model, cfg.ema_decay) if cfg.ema_decay else None
+    # The moving average (made above, of the model itself) smooths the step-to-step swings of
+    # small-batch training on rare classes; it averages the BatchNorm statistics too, so the
+    # averaged model is evaluated and kept as is.
     use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
     return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16,
-                _checkpoint_meta(cfg, layout, channels, data), rng, clock, make_ahead)
+                _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks)
 
 
 def _resume(run: _Run) -> float:
@@ -250,7 +262,7 @@ def _resume(run: _Run) -> float:
     if state["meta"]["arch"] != run.cfg.arch or len(state["meta"]["classes"]) != len(run.names):
         raise CheckpointError("the checkpoint was trained with another architecture or class table",
                               path, "resume with the same settings, or train into a new --out")
-    run.model.load_state_dict(state["model"])
+    unwrapped(run.model).load_state_dict(state["model"])
     if run.ema is not None:
         if "ema" not in state:
             raise CheckpointError("the checkpoint has no moving average of the weights", path,
@@ -259,17 +271,17 @@ def _resume(run: _Run) -> float:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.history, run.best_miou, run.start_epoch = state["history"], state["best_miou"], state["epoch"]
-    run.rng.bit_generator.state = state["numpy_rng"]
     torch.set_rng_state(state["torch_rng"])
     return state.get("elapsed", 0.0)
 
 
 def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -> list[float]:
-    cfg, batches = run.cfg, run.data.batches
+    cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
     losses: list[float] = []
     run.model.train()
-    bar = progress(run.make_ahead(batches.epoch(run.rng)), total=batches.steps_per_epoch(),
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not show_progress, leave=False)
+    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world)),
+                   total=batches.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not (show_progress and ranks.main), leave=False)
     for x, y in bar:
         if halved:
             x, y = half_size(x, y)
@@ -281,7 +293,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
         run.optimizer.step()
         run.scheduler.step()
         if run.ema is not None:
-            run.ema.update_parameters(run.model)
+            run.ema.update_parameters(unwrapped(run.model))
         losses.append(loss.item())
         # drawn with the bar's next update, at its own pace (a refresh per step floods a log)
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.1e}",
@@ -289,8 +301,9 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     return losses
 
 
-def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool) -> dict:
-    """Score the kept model on val and append the epoch to the history; returns its report."""
+def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, seen: list[int]) -> dict:
+    """Score the kept model on val and append the epoch to the history (with the samples every
+    rank was given, as a count and a digest); returns its report."""
     d = run.data
     evaluation_started = time.perf_counter()
     confusion = evaluate(run.kept_model(), d.val_images, d.val_masks, d.mean, d.std, len(run.names),
@@ -298,7 +311,9 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool) ->
     report = iou_report(confusion, run.names)
     evaluated = time.perf_counter()
     run.elapsed = evaluated - run.clock.started
+    digest = hashlib.sha256(np.sort(np.array(seen, np.int64)).tobytes()).hexdigest()[:16]
     run.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
+                        "samples": len(seen), "samples_digest": digest,
                         "elapsed_s": round(run.elapsed, 1),
                         "eval_s": round(evaluated - evaluation_started, 2), **({"half_size": True} if halved else {})})
     return report
@@ -312,11 +327,11 @@ def _save(run: _Run, epoch: int, report: dict) -> bool:
         run.best_miou = report["miou"]
         save_checkpoint(run.best_path, {"meta": meta, "model": run.kept_model().state_dict()})
     save_checkpoint(run.last_path, {
-        "meta": meta, "model": run.model.state_dict(),
+        "meta": meta, "model": unwrapped(run.model).state_dict(),
         **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
         "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1,
         "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed,
-        "numpy_rng": run.rng.bit_generator.state, "torch_rng": torch.get_rng_state()})
+        "torch_rng": torch.get_rng_state()})
     (run.out / "history.json").write_text(json.dumps(run.history, indent=1))
     return improved
 
@@ -347,22 +362,66 @@ def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict, impr
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train as ``cfg`` says; under torchrun, as one rank of a distributed run (distributed.py),
+    where rank 0 returns the result and the other ranks a result without history."""
     _check_config(cfg)
     run = _prepare(cfg)
-    run.clock.resume_from(_resume(run) if resume else 0.0)
-    for epoch in range(run.start_epoch, cfg.epochs):
-        halved = run.trains_halved(epoch)
-        losses = _train_one_epoch(run, epoch, halved, show_progress)
-        report = _evaluate_epoch(run, epoch, losses, halved)
-        improved = _save(run, epoch, report)
-        if show_progress:
-            _report_epoch(run, epoch, losses, report, improved, halved)
-        if _out_of_time(run, epoch, show_progress):
-            break
+    try:
+        run.clock.resume_from(_resume(run) if resume else 0.0)
+        for epoch in range(run.start_epoch, cfg.epochs):
+            if from_main(run.ranks, _epoch(run, epoch, show_progress)):
+                break
+        wait_for_all(run.ranks)
+        if not run.ranks.main:
+            return TrainResult(run.best_path, run.last_path, {}, [], run.clock.elapsed())
+        return _finish(run, show_progress)
+    finally:
+        leave(run.ranks)
+
+
+def _epoch(run: _Run, epoch: int, show_progress: bool) -> bool:
+    """Train one epoch; on rank 0 evaluate and save it. True when the run is out of time."""
+    ranks = run.ranks
+    if ranks.distributed:  # every rank follows rank 0's clock (learning rate, half size)
+        run.clock.agreed_share = None
+        run.clock.agreed_share = from_main(ranks, run.clock.share_used())
+    halved = run.trains_halved(epoch)
+    losses = [loss for part in gathered(ranks, _train_one_epoch(run, epoch, halved, show_progress)) for loss in part]
+    seen = [index for part in gathered(ranks, run.data.batches.seen) for index in part]
+    if not ranks.main:
+        return False
+    report = _evaluate_epoch(run, epoch, losses, halved, seen)
+    improved = _save(run, epoch, report)
+    if show_progress:
+        _report_epoch(run, epoch, losses, report, improved, halved)
+    return _out_of_time(run, epoch, show_progress)
+
+
+def _finish(run: _Run, show_progress: bool) -> TrainResult:
+    """The plot, the calibration and the frame-size score of the kept checkpoint (rank 0)."""
+    cfg = run.cfg
     plot_history(run.history, run.names, [tuple(c["color"]) for c in run.meta["classes"]], run.out / "iou.png")
     best = max(run.history, key=lambda h: h["val"]["miou"])["val"]
     if cfg.calibrate:
         d = run.data
         best = calibrate_checkpoint(run.best_path, (d.train_images, d.train_masks), (d.val_images, d.val_masks),
                                     run.use_bf16, show_progress, cfg.calibration_strength)
-    return TrainResult(run.best_path, run.last_path, best, run.history, run.clock.elapsed())
+    frame_size = _score_at_frame_size(run, show_progress)
+    return TrainResult(run.best_path, run.last_path, best, run.history, run.clock.elapsed(), frame_size)
+
+
+def _score_at_frame_size(run: _Run, show_progress: bool) -> dict:
+    """The kept checkpoint on val at each image's own size (as a station writes masks), recorded
+    in it beside the model-size figures."""
+    state = load_checkpoint(run.best_path)
+    meta = state["meta"]
+    model = model_from_checkpoint(state).to(memory_format=torch.channels_last)
+    spec, norm = meta["input"], meta["normalization"]
+    confusion = evaluate_frame_size(model, DatasetLayout.open(run.cfg.data), "val", spec,
+                                    norm["mean"], norm["std"], len(run.names))
+    report = iou_report(confusion, run.names)
+    state["meta"] = {**meta, "metrics_frame_size": report}
+    save_checkpoint(run.best_path, state)
+    if show_progress:
+        tqdm.write(f"kept model on val at each image's own size: {describe_report(report)}")
+    return report

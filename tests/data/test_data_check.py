@@ -77,3 +77,20 @@ def test_real_magnetic_tile_set_checks_clean(magnetic_tile):
     # five defect classes, each present in train, all tiny next to the background
     assert (report.images["train"][1:] > 0).all()
     assert report.pixels["train"][0] / report.pixels["train"].sum() > 0.9
+
+
+def test_training_refuses_what_data_check_calls_an_error_instead_of_leaving_it_out(data_copy, tmp_path):
+    from edgeseg.errors import DatasetError
+    from edgeseg.training.config import TrainConfig
+    from edgeseg.training.trainer import train
+
+    stem = sorted(p.stem for p in (data_copy / "masks").iterdir())[0]
+    (data_copy / "masks" / f"{stem}.png").unlink()  # an image whose mask is missing
+    with open(data_copy / "val.txt", "a") as f:
+        f.write("no_such_stem\n")  # and a split entry with no file
+    with pytest.raises(DatasetError) as refused:
+        train(TrainConfig(data=str(data_copy), out=str(tmp_path / "run"), input_size=64, epochs=1))
+    said = str(refused.value)
+    assert f"1 image(s) without a mask in masks/ ({stem}" in said
+    assert "1 stem(s) named in val.txt with no image or mask (no_such_stem)" in said
+    assert not (tmp_path / "run" / "best.pt").exists()

@@ -130,7 +130,7 @@ def test_moving_average_is_what_is_evaluated_kept_and_resumed(synth_data, tmp_pa
     assert not torch.equal(best["model"][name], last["model"][name])  # averaged, not the raw weights
     model = model_from_checkpoint(best)
     layout = DatasetLayout.open(synth_data)
-    images, masks = load_split(layout, "val", best["meta"]["input"]["channels"], 64, train=False)
+    images, masks, _ = load_split(layout, "val", best["meta"]["input"]["channels"], 64, train=False)
     norm = best["meta"]["normalization"]
     confusion = evaluate(model, images, masks, norm["mean"], norm["std"], layout.classes.num_classes)
     assert iou_report(confusion, layout.classes.names)["miou"] == pytest.approx(best["meta"]["metrics"]["miou"])
@@ -253,7 +253,7 @@ def test_colour_masks_load_like_id_masks(synth_data, tmp_path):
     palette = DatasetLayout.open(colour).classes.palette_bgr()
     for path in (colour / "masks").iterdir():
         cv2.imwrite(str(path), palette[cv2.imread(str(path), cv2.IMREAD_UNCHANGED)])
-    _, id_masks = load_split(DatasetLayout.open(synth_data), "val", 1, 64, train=False)
-    _, colour_masks = load_split(DatasetLayout.open(colour), "val", 1, 64, train=False)
+    _, id_masks, _ = load_split(DatasetLayout.open(synth_data), "val", 1, 64, train=False)
+    _, colour_masks, _ = load_split(DatasetLayout.open(colour), "val", 1, 64, train=False)
     assert all(np.array_equal(a, b) for a, b in zip(id_masks, colour_masks, strict=True))
     assert any((m > 0).any() for m in colour_masks)

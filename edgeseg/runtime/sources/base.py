@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import cv2
 import numpy as np
 
+from edgeseg.data.imageio import scale_to_8bit
 from edgeseg.errors import redact
 
 
@@ -34,6 +34,9 @@ class BadFrame(Exception):
 class FrameSource(ABC):
     live = False  # a live source keeps only the newest frame and is reopened when it drops
     color_order = "bgr"  # of 3-channel frames: "bgr" or "rgb"
+    # 16-bit frames' full scale is 2**bit_depth - 1: a camera sets it from its pixel format; for
+    # files the session sets the bundle's (the depth of the data it was trained on)
+    bit_depth = 16
 
     def __init__(self, uri: str):
         self.uri = uri  # as given: what open() connects to; print or store ``name`` instead
@@ -83,14 +86,6 @@ class FrameSource(ABC):
         return redact(self.uri)
 
 
-def to_8bit(frame: np.ndarray, out: np.ndarray | None, bit_depth: int) -> np.ndarray:
-    """A 16-bit mono frame scaled to 8 bits (full scale 2**bit_depth - 1), into ``out``."""
-    scale = 255.0 / ((1 << bit_depth) - 1)
-    if out is not None and out.shape == frame.shape[:2] and out.dtype == np.uint8:
-        return cv2.convertScaleAbs(frame, dst=out, alpha=scale)
-    return cv2.convertScaleAbs(frame, alpha=scale)
-
-
 def usable_as_is(frame: np.ndarray) -> bool:
     """A frame the runtime takes without conversion: uint8, mono or 3-channel, C-contiguous."""
     return (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.flags.c_contiguous
@@ -112,7 +107,7 @@ def as_frame(image: np.ndarray, out: np.ndarray | None, bit_depth: int = 16) -> 
     if image.dtype == np.uint16:
         if image.ndim != 2:
             raise BadFrame("16-bit colour frames are not supported; give 8-bit colour or 16-bit mono")
-        return to_8bit(image, out, bit_depth)
+        return scale_to_8bit(image, bit_depth, out)
     if image.dtype != np.uint8:
         raise BadFrame(f"frames of dtype {image.dtype} are not supported; give uint8 or 16-bit mono")
     if out is None or out.shape != image.shape:  # a copy of its own: the source may reuse or free its buffer

@@ -42,10 +42,10 @@ class ImageFolderSource(FrameSource):
         self.frame_number, self.frame_name = self.position, path.name
         self.position += 1
         try:
-            image = read_image(path)
+            image = read_image(path, None, self.bit_depth)
         except DatasetError as e:
             raise BadFrame(str(e)) from None
         try:
-            return as_frame(image, out)
+            return as_frame(image, out, self.bit_depth)
         except BadFrame as e:
             raise BadFrame(f"{path}: {e}") from None

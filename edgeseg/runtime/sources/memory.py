@@ -33,7 +33,7 @@ class MemorySource(FrameSource):
 
     def read(self, out: np.ndarray | None) -> np.ndarray | None:
         frame = self._next()
-        return None if frame is None else as_frame(frame, out)
+        return None if frame is None else as_frame(frame, out, self.bit_depth)
 
     def lend(self) -> tuple[np.ndarray, None] | None:
         frame = self._next()

@@ -50,7 +50,7 @@ class OpenCvCaptureSource(FrameSource):
             return None
         if frame is out:
             return out
-        return as_frame(frame, out)  # another size than the stream had: BadFrame
+        return as_frame(frame, out, self.bit_depth)  # another size than the stream had: BadFrame
 
     @property
     def fps(self) -> float | None:
