@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("source", nargs="?", help="where frames come from, as --source (either may be given)")
     p.add_argument("--source", dest="source_flag", metavar="SOURCE", help=SOURCES_HELP)
     p.add_argument("--out", type=Path, help="folder for results.jsonl, timing.json and what the flags below add")
-    p.add_argument("--rules", type=Path, help="pass/fail rules (YAML; default: any defect region of 8 px or more fails)")
+    p.add_argument("--rules", type=Path,
+                   help="pass/fail rules (YAML; default: any defect region of 8 px or more fails)")
     p.add_argument("--mode", choices=("resize", "tile"), default="resize",
                    help="resize each frame to the model's input (default), or cut it into overlapping tiles at "
                         "native resolution and stitch the masks")

@@ -7,9 +7,9 @@ import argparse
 from edgeseg.cli.values import positive_float, positive_int
 
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
-_OVERRIDES = ("out", "arch", "input_size", "crop_size", "channels", "epochs", "batch_size", "lr", "weight_decay",
-              "dropout", "loss", "class_weights", "oversample", "defect_free_fraction", "bf16", "seed",
-              "max_minutes", "threads", "calibrate")
+_OVERRIDES = ("out", "arch", "input_size", "keep_aspect", "input_width", "input_height", "crop_size", "channels",
+              "epochs", "batch_size", "lr", "weight_decay", "dropout", "loss", "class_weights", "oversample",
+              "defect_free_fraction", "bf16", "seed", "max_minutes", "threads", "calibrate")
 
 
 def add_parser(sub) -> None:
@@ -20,7 +20,12 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
     p.add_argument("--config", help="YAML file of training settings (flags override it)")
     p.add_argument("--arch", help="unet (default), unet-lite or mobile-lraspp; see edgeseg models")
-    p.add_argument("--input-size", type=positive_int, help="square input side: 256 (default) or 512")
+    p.add_argument("--input-size", type=positive_int,
+                   help="input side: 256 (default) or 512; the shorter side where the model keeps the photos' aspect")
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None,
+                   help="where every train photo has one aspect, train at it (default); --no-keep-aspect: square")
+    p.add_argument("--input-width", type=positive_int, help="with --input-height: exactly this input size")
+    p.add_argument("--input-height", type=positive_int)
     p.add_argument("--crop-size", type=positive_int, help="train on crops of this side at the model's scale "
                                                  "(faster, denser in small defects; default: whole images)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: as the images are")

@@ -2,7 +2,7 @@
 
 All geometry (scaled crop, rotation, flips) is folded into one affine map and applied with a
 single ``warpAffine``: linear for the image, nearest for the mask, so labels never blend. The
-crop is stretched to the model's square input exactly as the runtime stretches a whole frame,
+crop is stretched to the model's input exactly as the runtime stretches a whole frame,
 so at scale 1 and no rotation a training sample is what the camera would show the model.
 """
 
@@ -50,15 +50,18 @@ def defect_pixels(mask: np.ndarray, limit: int = 512, seed: int = 0) -> np.ndarr
     return np.stack([xs, ys], 1).astype(np.float32)
 
 
-def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Generator,
-              focus: np.ndarray | None = None, view: float = 1.0) -> np.ndarray:
-    """2x3 map from output pixel to source pixel. ``view``: the side of the crop as a fraction of
-    the image before scale jitter (1: the whole image; input/crop size for patch training at the
-    model's own scale). With ``focus`` (defect pixel coordinates), the crop is centred near one."""
+def _geometry(h: int, w: int, size: tuple[int, int], cfg: AugmentConfig, rng: np.random.Generator,
+              focus: np.ndarray | None = None, view: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """2x3 map from output pixel (``size``: height, width) to source pixel. ``view``: the crop's
+    width and height as fractions of the image's before scale jitter (1: the whole image; crop
+    over input size for patch training at the model's own scale). With ``focus`` (defect pixel
+    coordinates), the crop is centred near one. A non-square output is not turned by 90 degrees
+    (the camera's frame is not)."""
+    out_h, out_w = size
     area = rng.uniform(*cfg.scale)
     aspect = math.exp(rng.uniform(math.log(cfg.aspect[0]), math.log(cfg.aspect[1])))
-    cw = min(1.0, math.sqrt(area * aspect) * view) * w
-    ch = min(1.0, math.sqrt(area / aspect) * view) * h
+    cw = min(1.0, math.sqrt(area * aspect) * view[0]) * w
+    ch = min(1.0, math.sqrt(area / aspect) * view[1]) * h
     if focus is not None and len(focus) and rng.random() < cfg.defect_centred:
         px, py = focus[rng.integers(len(focus))]
         # the defect lands anywhere in the middle half of the crop, the crop stays inside the image
@@ -68,15 +71,15 @@ def _geometry(h: int, w: int, size: int, cfg: AugmentConfig, rng: np.random.Gene
         cx = rng.uniform(cw / 2, w - cw / 2)
         cy = rng.uniform(ch / 2, h - ch / 2)
     theta = math.radians(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees))
-    if cfg.rotate_90:
+    if cfg.rotate_90 and out_h == out_w:
         theta += rng.integers(4) * math.pi / 2
     fx = -1.0 if rng.random() < cfg.hflip else 1.0
     fy = -1.0 if rng.random() < cfg.vflip else 1.0
     # Rotate in the stretched (model's) frame, then scale to the crop: source = c + D R F (p - s/2)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-    linear = np.diag([cw / size, ch / size]) @ rot @ np.diag([fx, fy])
+    linear = np.diag([cw / out_w, ch / out_h]) @ rot @ np.diag([fx, fy])
     # pixel centres, as cv2.resize maps them: source index = c - 0.5 + L (p + 0.5 - s/2)
-    offset = np.array([cx, cy]) - 0.5 + linear @ np.full(2, 0.5 - size / 2)
+    offset = np.array([cx, cy]) - 0.5 + linear @ np.array([0.5 - out_w / 2, 0.5 - out_h / 2])
     return np.hstack([linear, offset[:, None]])
 
 
@@ -100,17 +103,19 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
     return image
 
 
-def augment_pair(image: np.ndarray, mask: np.ndarray, size: int, cfg: AugmentConfig,
-                 rng: np.random.Generator, focus: np.ndarray | None = None, view: float = 1.0
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """A random training view of (image, mask) at size x size; mask ids are never interpolated.
-    ``focus``: defect pixel coordinates (``defect_pixels``) for defect-centred crops; ``view``:
-    see ``_geometry``."""
-    matrix = _geometry(image.shape[0], image.shape[1], size, cfg, rng, focus, view)
+def augment_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int], cfg: AugmentConfig,
+                 rng: np.random.Generator, focus: np.ndarray | None = None,
+                 view: float | tuple[float, float] = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random training view of (image, mask) at ``size`` (a side, or height and width); mask
+    ids are never interpolated. ``focus``: defect pixel coordinates (``defect_pixels``) for
+    defect-centred crops; ``view``: see ``_geometry`` (one number: both sides)."""
+    out = (size, size) if isinstance(size, int) else size
+    views = (view, view) if isinstance(view, (int, float)) else view
+    matrix = _geometry(image.shape[0], image.shape[1], out, cfg, rng, focus, views)
     flags = cv2.WARP_INVERSE_MAP
-    out_image = cv2.warpAffine(image, matrix, (size, size), flags=flags | cv2.INTER_LINEAR,
+    out_image = cv2.warpAffine(image, matrix, (out[1], out[0]), flags=flags | cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT_101)
-    out_mask = cv2.warpAffine(mask, matrix, (size, size), flags=flags | cv2.INTER_NEAREST,
+    out_mask = cv2.warpAffine(mask, matrix, (out[1], out[0]), flags=flags | cv2.INTER_NEAREST,
                               borderMode=cv2.BORDER_REFLECT_101)
     return _photometric(out_image, cfg, rng), out_mask
 

@@ -23,8 +23,13 @@ class TrainConfig(BaseModel):
     out: str = "runs/train"
     arch: str = "unet"
     arch_kwargs: dict[str, Any] = {}
-    input_size: int = 256
-    crop_size: int | None = None  # train on crops of this side at the model's scale (None: whole images)
+    input_size: int = 256  # the model's side, or its shorter side where it keeps the photos' aspect
+    # where every train photo has one aspect (within 3 %), the model takes it: input_size on the
+    # shorter side, the longer one rounded to the stride (False: square)
+    keep_aspect: bool = True
+    input_width: int | None = None  # both given: exactly this input, whatever the photos
+    input_height: int | None = None
+    crop_size: int | None = None  # train on square crops of this side at the model's scale (None: whole images)
     channels: int | None = None  # None: as the data set's images are (1 for grayscale)
     epochs: int = 30
     batch_size: int = 8
@@ -70,6 +75,13 @@ class TrainConfig(BaseModel):
     def _input_size(cls, size: int) -> int:
         if size % 32 or size < 64:
             raise ValueError(f"input size {size} must be a multiple of 32 and at least 64; use 256 or 512")
+        return size
+
+    @field_validator("input_width", "input_height")
+    @classmethod
+    def _side(cls, size: int | None, info) -> int | None:
+        if size is not None and (size % 32 or size < 64):
+            raise ValueError(f"{info.field_name} {size} must be a multiple of 32 and at least 64")
         return size
 
     @field_validator("crop_size")
@@ -127,8 +139,11 @@ class TrainConfig(BaseModel):
 
     def validate(self) -> None:
         """What spans several settings (each setting is checked as it is set)."""
-        if self.crop_size is not None and self.crop_size > self.input_size:
+        if self.crop_size is not None and self.crop_size > min(self.input_height or self.input_size,
+                                                                self.input_width or self.input_size):
             raise ConfigError(f"crop size {self.crop_size} must be a multiple of 32 between 32 and the input size")
+        if (self.input_width is None) != (self.input_height is None):
+            raise ConfigError("input_width and input_height go together", fix="give both, or neither")
 
     def to_dict(self) -> dict:
         return self.model_dump()

@@ -51,20 +51,38 @@ def _shrink(image: np.ndarray, mask: np.ndarray, limit: int) -> tuple[np.ndarray
             cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
-def load_split(layout: DatasetLayout, split: str, channels: int, size: int, train: bool,
+def load_split(layout: DatasetLayout, split: str, channels: int, size: int | tuple[int, int], train: bool,
                bit_depth: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """The split's images (shrunk for training, stretched to ``size`` for validation) and masks,
+    """The split's images (for training shrunk to at most twice the side ``size``, their aspect
+    kept; for validation stretched to ``size``, a side or (height, width)) and masks,
     and the bit depth their 16-bit images were scaled by: ``bit_depth``, or (None) the depth that
     holds this split's largest value (edgeseg/data/imageio.py), found once every image is read."""
     images, masks = [], []
     samples = layout.samples(split)
     for sample in progress(samples, desc=f"loading {split}", unit="img", leave=False):
         image, mask = load_sample(sample, layout, channels, bit_depth=None)
-        image, mask = _shrink(image, mask, 2 * size) if train else resize_pair(image, mask, size)
+        height, width = (size, size) if isinstance(size, int) else size
+        image, mask = (_shrink(image, mask, 2 * max(height, width)) if train
+                       else resize_pair(image, mask, width, height))
         images.append(image)
         masks.append(mask)
     depth = bit_depth or data_bit_depth(images)
     return [to_uint8(image, depth) for image in images], masks, depth
+
+
+def input_shape(side: int, photo_shapes: list[tuple[int, ...]], multiple: int,
+                keep_aspect: bool = True) -> tuple[int, int]:
+    """The model's (height, width): ``side`` square, or, where ``keep_aspect`` and every photo has
+    one aspect (within 3 % of their median) that is not square, ``side`` on the shorter side and
+    the longer one in that aspect, rounded to ``multiple`` (the architecture's stride)."""
+    if not keep_aspect or not photo_shapes:
+        return side, side
+    aspects = np.array([w / h for h, w, *_ in photo_shapes])
+    median = float(np.median(aspects))
+    if np.abs(aspects / median - 1).max() > 0.03 or abs(median - 1) <= 0.03:
+        return side, side
+    longer = max(side, multiple * round(side * max(median, 1 / median) / multiple))
+    return (side, longer) if median > 1 else (longer, side)
 
 
 def class_statistics(masks: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,11 +176,12 @@ class TrainBatches:
     sees defects exactly as large as at inference, at a fraction of the cost per sample.
     """
 
-    def __init__(self, images, masks, size: int, batch_size: int, factors: np.ndarray,
+    def __init__(self, images, masks, size: tuple[int, int], batch_size: int, factors: np.ndarray,
                  augment: AugmentConfig, mean, std, crop_size: int | None = None):
+        """``size``: the model's (height, width); ``crop_size``: the side of square crops."""
         self.images, self.masks = images, masks
-        self.size = crop_size or size
-        self.view = self.size / size
+        self.size = (crop_size, crop_size) if crop_size else size
+        self.view = (self.size[1] / size[1], self.size[0] / size[0])
         self.batch_size = batch_size
         self.factors, self.augment = factors, augment
         self.mean, self.std = mean, std

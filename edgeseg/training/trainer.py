@@ -33,6 +33,7 @@ from edgeseg.training.dataset import (
     class_statistics,
     class_weights,
     infer_channels,
+    input_shape,
     load_split,
     log_class_prior,
     repeat_factors,
@@ -134,6 +135,7 @@ class _Data:
     pixels: np.ndarray
     batches: TrainBatches
     bit_depth: int  # 16-bit images were scaled by it (8: the data is 8-bit); recorded in the checkpoint
+    shape: tuple[int, int]  # the model's input (height, width)
 
 
 @dataclass
@@ -182,31 +184,41 @@ def _check_config(cfg: TrainConfig) -> None:
     cfg.validate()
     arch = get_architecture(cfg.arch)
     arch.check_options(cfg.arch_kwargs)
-    if cfg.input_size % arch.stride:
-        raise ConfigError(f"input size {cfg.input_size} is not a multiple of {arch.name}'s stride {arch.stride}")
-    if cfg.half_size_share and (cfg.crop_size or cfg.input_size) % (2 * arch.stride):
-        raise ConfigError(f"half of {cfg.crop_size or cfg.input_size} px is not a multiple of {arch.name}'s "
-                          f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
+    for side in {cfg.input_size, cfg.input_width or cfg.input_size, cfg.input_height or cfg.input_size}:
+        if side % arch.stride:
+            raise ConfigError(f"input size {side} is not a multiple of {arch.name}'s stride {arch.stride}")
+        if cfg.half_size_share and (cfg.crop_size or side) % (2 * arch.stride):
+            raise ConfigError(f"half of {cfg.crop_size or side} px is not a multiple of {arch.name}'s "
+                              f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
 
 
 def _load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
-    size = cfg.input_size
-    train_images, train_masks, depth = load_split(layout, "train", channels, size, train=True)
+    train_images, train_masks, depth = load_split(layout, "train", channels, cfg.input_size, train=True)
+    size = _input_shape(cfg, [image.shape for image in train_images])
     val_images, val_masks, _ = load_split(layout, "val", channels, size, train=False, bit_depth=depth)
     mean, std = channel_stats(train_images, channels)
     pixels, present = class_statistics(train_masks, layout.classes.num_classes)
     factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
     batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
                            cfg.crop_size)
-    return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches, depth)
+    return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches, depth, size)
+
+
+def _input_shape(cfg: TrainConfig, photo_shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """(height, width): as given, else from input_size and the photos' aspect (half-size phases
+    need sides that halve to a multiple of the stride)."""
+    if cfg.input_width and cfg.input_height:
+        return cfg.input_height, cfg.input_width
+    stride = get_architecture(cfg.arch).stride * (2 if cfg.half_size_share else 1)
+    return input_shape(cfg.input_size, photo_shapes, stride, cfg.keep_aspect)
 
 
 def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, data: _Data) -> dict:
-    size = cfg.input_size
+    height, width = data.shape
     return {
         "arch": cfg.arch, "arch_kwargs": dict(cfg.arch_kwargs), "dropout": cfg.dropout,
         "classes": layout.classes.to_list(),
-        "input": {"height": size, "width": size, "channels": channels,
+        "input": {"height": height, "width": width, "channels": channels,
                   "color_order": "gray" if channels == 1 else "bgr", "resize": "stretch-linear",
                   "bit_depth": data.bit_depth},
         "normalization": {"mean": data.mean, "std": data.std},

@@ -1,5 +1,6 @@
 import cv2
 import numpy as np
+import pytest
 
 from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
 
@@ -33,14 +34,17 @@ def test_mask_labels_are_never_interpolated_and_stay_aligned():
         assert np.array_equal(out_img[inside], out_mask[inside] * 60)
 
 
-def test_identity_geometry_equals_the_runtime_resize():
+@pytest.mark.parametrize("size", [32, (32, 48), (48, 32)])
+def test_identity_geometry_equals_the_runtime_resize(size):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (50, 70), np.uint8)
     mask = rng.integers(0, 3, (50, 70), np.uint8)
     cfg = AugmentConfig(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False,
                         hflip=0.0, vflip=0.0, **NO_PHOTOMETRIC)
-    out_img, out_mask = augment_pair(image, mask, 32, cfg, rng)
-    ref_img, ref_mask = resize_pair(image, mask, 32)
+    out_img, out_mask = augment_pair(image, mask, size, cfg, rng)
+    height, width = (size, size) if isinstance(size, int) else size
+    assert out_img.shape == out_mask.shape == (height, width)  # a non-square input is (height, width)
+    ref_img, ref_mask = resize_pair(image, mask, width, height)
     assert np.abs(out_img.astype(int) - ref_img).max() <= 1
     assert (out_mask == ref_mask).mean() > 0.97
 

@@ -179,6 +179,8 @@ def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synt
     ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
     ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "half_size_share"),
     ({"compile_loss": "no"}, "compile_loss must be true or false"), ({"calibrate": 1}, "calibrate must be"),
+    ({"input_width": 96}, "input_width and input_height go together"), ({"input_height": 90}, "multiple of 32"),
+    ({"input_width": 64, "input_height": 96, "crop_size": 96}, "crop size 96 must be"),
 ])
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
