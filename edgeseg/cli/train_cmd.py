@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgeseg.cli.values import positive_float, positive_int
+
+RECIPE = Path(__file__).resolve().parents[1] / "training" / "recipe.yaml"
 
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
 _OVERRIDES = ("out", "arch", "input_size", "keep_aspect", "input_width", "input_height", "crop_size", "channels",
@@ -18,7 +21,8 @@ def add_parser(sub) -> None:
                                    "best.pt, last.pt, history.json and iou.png to --out.")
     p.add_argument("data", help="data set folder")
     p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
-    p.add_argument("--config", help="YAML file of training settings (flags override it)")
+    p.add_argument("--config", help="YAML file of training settings (flags override it; default: the measured "
+                                     "recipe, edgeseg/training/recipe.yaml)")
     p.add_argument("--arch", help="unet (default), unet-lite or mobile-lraspp; see edgeseg models")
     p.add_argument("--input-size", type=positive_int,
                    help="input side: 256 (default) or 512; the shorter side where the model keeps the photos' aspect")
@@ -60,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.distributed:
         return _torchrun(args.argv, args.distributed)
-    cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
+    cfg = TrainConfig.from_yaml(args.config or RECIPE)
     cfg.data = args.data
+    if args.config is None:
+        _adapt_recipe(cfg, args)
     for name in _OVERRIDES:
         value = getattr(args, name)
         if value is not None:
@@ -77,6 +83,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint: {result.best_checkpoint}")
     print(f"next: edgeseg export {result.best_checkpoint} -o model.onnx")
     return 0
+
+
+def _adapt_recipe(cfg, args: argparse.Namespace) -> None:
+    """The built-in recipe's options belong to its architecture and its clock to its epoch cap:
+    another --arch starts from that architecture's plain options, and --epochs without
+    --max-minutes trains that many epochs, not bounded by the recipe's clock."""
+    if args.arch is not None and args.arch != cfg.arch:
+        cfg.arch_kwargs = {}
+    if args.epochs is not None and args.max_minutes is None:
+        cfg.max_minutes = None
 
 
 def _torchrun(argv: list[str], processes: int) -> int:

@@ -166,3 +166,26 @@ def _parse_help(command: str) -> str:
     from edgeseg.cli import build_parser
 
     return build_parser()._subparsers._group_actions[0].choices[command].format_help()
+
+
+def test_train_starts_from_the_measured_recipe_and_epochs_alone_lift_its_clock(monkeypatch, tmp_path):
+    import edgeseg.training.trainer as trainer
+    from edgeseg.cli import main
+
+    seen = []
+    monkeypatch.setattr(trainer, "train", lambda cfg, resume=False: seen.append(cfg) or _Stop())
+    for argv in (["train", "DATA"], ["train", "DATA", "--epochs", "5"], ["train", "DATA", "--arch", "unet"],
+                 ["train", "DATA", "--epochs", "5", "--max-minutes", "10"]):
+        main(argv)
+    recipe, epochs, other_arch, both = seen
+    assert (recipe.arch, recipe.arch_kwargs, recipe.ema_decay, recipe.max_minutes) == (
+        "mobile-lraspp", {"fine_detail": True}, 0.995, 29.5)
+    assert (recipe.batch_size, recipe.calibration_strength, recipe.oversample) == (16, 0.5, 2.0)
+    assert (epochs.epochs, epochs.max_minutes) == (5, None)  # that many epochs, not the recipe's clock
+    assert (other_arch.arch, other_arch.arch_kwargs) == ("unet", {})  # fine_detail is the recipe arch's option
+    assert (both.epochs, both.max_minutes) == (5, 10)
+
+
+class _Stop:
+    """What a monkeypatched train returns: no history, as a rank other than 0 does."""
+    history: list = []

@@ -121,7 +121,9 @@ def test_serve_runs_each_camera_on_its_own_and_stops_on_sigterm(bundle_factory, 
     stream = [json.loads(line) for line in stream_lines.read_text().splitlines()]
     assert {line["camera"] for line in stream} == {"stream"}
     gaps = [b["timestamp"] - a["timestamp"] for a, b in zip(stream, stream[1:], strict=False)]
-    assert sorted(gaps)[len(gaps) // 2] >= 0.08  # capped near 10 frames a second, not the stream's 25
+    # capped near 10 frames a second, not the stream's 25: the newest frame at each take sits on the
+    # stream's 40 ms grid, so gaps are 80 or 120 ms, minus jitter
+    assert sorted(gaps)[len(gaps) // 2] >= 0.07
     logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert logged and all({"time", "level", "logger", "message"} <= set(entry) for entry in logged)
     assert any(e["message"].startswith("camera broken:") for e in logged)  # supervised, the others unaffected
