@@ -26,6 +26,12 @@ COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd
             bench_cmd, demo_cmd)
 
 
+# a package a command may import that a run-side install lacks -> the extra that brings it
+EXTRA_OF = {"torch": "build", "onnx": "build", "onnxslim": "build", "matplotlib": "build", "nncf": "quantize",
+            "openvino": "openvino", "onnxruntime": "onnxruntime", "paho": "station", "prometheus_client": "station",
+            "pypylon": "pylon"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgeseg", description="Semantic segmentation for inspection cameras: labelled images to a "
@@ -50,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, a folder we may not write: the user's to fix, no traceback
         where = f"{e.filename}: " if e.filename else ""
         print(f"edgeseg: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # a build-side command in a device's run-side install
+        extra = EXTRA_OF.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"edgeseg: error: `edgeseg {args.command}` needs {e.name}, which this install lacks: "
+              f"pip install 'edgeseg[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgeseg: interrupted", file=sys.stderr)

@@ -189,3 +189,16 @@ def test_train_starts_from_the_measured_recipe_and_epochs_alone_lift_its_clock(m
 class _Stop:
     """What a monkeypatched train returns: no history, as a rank other than 0 does."""
     history: list = []
+
+
+@pytest.mark.parametrize(("command", "missing", "extra"), [
+    (["train", "DATA"], "torch", "build"), (["export", "best.pt", "-o", "m.onnx"], "torch", "build"),
+    (["models"], "torch", "build"), (["compile", "m.onnx", "-o", "b"], "onnx", "build")])
+def test_a_build_side_command_in_a_run_side_install_names_the_extra(command, missing, extra):
+    # a process whose `import MISSING` fails, as in a device's run-side install
+    code = (f"import sys; sys.modules[{missing!r}] = None; from edgeseg.cli import main; "
+            f"sys.exit(main({command!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"needs {missing}" in result.stderr
+    assert f"pip install 'edgeseg[{extra}]'" in result.stderr
