@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,12 @@ def _import(config: PluginSinkConfig) -> ModuleType:
         if spec is None or spec.loader is None:
             raise ConfigError(f"{config.label}: not a Python file")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.modules[name] = module  # as an import would: dataclasses and pickling look it up there
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
         return module
     except ConfigError:
         raise

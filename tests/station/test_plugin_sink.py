@@ -21,15 +21,25 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SINK = ROOT / "deploy" / "sinks" / "verdict_csv.py"
 
 FLAKY = '''
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import edgeseg
+
+
+@dataclass
+class Tally:  # a dataclass in a plugin needs its module where an import would put it
+    calls: int = 0
+
 
 class Flaky(edgeseg.Sink):
     """Fails every third write, as a PLC that misses a poll."""
     def __init__(self, context, log):
-        self.log, self.calls = open(log, "a"), 0
+        self.log, self.tally = open(log, "a"), Tally()
     def write(self, result):
-        self.calls += 1
-        if self.calls % 3 == 0:
+        self.tally.calls += 1
+        if self.tally.calls % 3 == 0:
             raise ConnectionError("the PLC did not answer")
         self.log.write(f"{result.index}\\n")
         self.log.flush()
