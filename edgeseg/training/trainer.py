@@ -236,10 +236,10 @@ def _prepare(cfg: TrainConfig) -> _Run:
     # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008).
     make_ahead = prefetch if threads * ranks.local_world < cores else iter
     _seed_everything(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     layout = DatasetLayout.open(cfg.data)
     layout.require_paired()  # what data check calls an error is refused, not left out silently
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)  # once the data set is known to be usable: no empty run folders
     num_classes = layout.classes.num_classes
     channels = cfg.channels or infer_channels(layout, layout.split_stems("train"))
     data = _load_data(cfg, layout, channels)

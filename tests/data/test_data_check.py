@@ -93,4 +93,4 @@ def test_training_refuses_what_data_check_calls_an_error_instead_of_leaving_it_o
     said = str(refused.value)
     assert f"1 image(s) without a mask in masks/ ({stem}" in said
     assert "1 stem(s) named in val.txt with no image or mask (no_such_stem)" in said
-    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run").exists()  # refused before anything was written
