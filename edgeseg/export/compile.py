@@ -180,6 +180,7 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
     if output.exists() and not (output / MANIFEST).is_file():
         raise BundleError("exists and is not a bundle", output, "choose another -o, or remove it first")
     output.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(output)
     work = output.with_name(f".{output.name}.partial-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -225,6 +226,25 @@ def _first_recipe_that_passes(precision: str, build, work: Path, note) -> tuple[
             elif path.name != REFERENCE_FILE:
                 path.unlink()
     return manifest, accuracy, passed, rule
+
+
+def _remove_leftovers(output: Path) -> None:
+    """The hidden work folders (``.NAME.partial-PID``, ``.NAME.old-PID``) of compiles into this
+    output that were killed: removed where their process is gone, kept where it still runs."""
+    for path in output.parent.glob(f".{output.name}.*-*"):
+        kind, _, pid = path.name[len(output.name) + 2:].rpartition("-")
+        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _replace_atomically(work: Path, output: Path) -> None:

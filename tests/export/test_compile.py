@@ -1,6 +1,7 @@
 """edgeseg compile: precision graphs, backends, the parity gate, and what a bundle records."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,17 @@ def test_accuracy_control_needs_a_labelled_calibration_set(exported_graph, synth
     with pytest.raises(ConfigError, match="labelled data set"):
         compile_bundle(CompileOptions(str(exported_graph), str(tmp_path / "b"), precision="int8",
                                       calib=str(tmp_path / "frames"), accuracy_control=True), False)
+
+
+def test_a_compile_clears_the_work_folders_of_compiles_that_were_killed(exported_graph, synth_data, tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(gone.stdout), os.getppid()  # a process that has ended, and one that runs
+    leftovers = [tmp_path / f".b.partial-{dead}", tmp_path / f".b.old-{dead}", tmp_path / f".b.partial-{alive}"]
+    for folder in leftovers:
+        folder.mkdir()
+        (folder / "graph.onnx").write_bytes(b"half written")
+    (tmp_path / f".other.partial-{dead}").mkdir()  # another output's: not this compile's to touch
+    compile_bundle(CompileOptions(str(exported_graph), str(tmp_path / "b"), backend="onnxruntime",
+                                  data=str(synth_data)), False)
+    assert [folder.exists() for folder in leftovers] == [False, False, True]
+    assert (tmp_path / f".other.partial-{dead}").exists() and (tmp_path / "b" / "manifest.json").is_file()
