@@ -134,10 +134,10 @@ def _print_parts(parts: dict, rules: dict) -> None:
     print(f"parts judged by {source} (min_region_area {rules['min_region_area']}, confidence_threshold "
           f"{rules['confidence_threshold']}): {parts['parts']} parts, {parts['defective']} defective, "
           f"{parts['good']} good by their ground truth")
-    for key, names, of in (("escapes", "escaped", "defective"), ("false_rejects", "falsely_rejected", "good")):
+    for key, rate, names, of in (("escapes", "escape_rate", "escaped", "defective"),
+                                 ("false_rejects", "false_reject_rate", "falsely_rejected", "good")):
         listed = ", ".join(parts[names][:8]) + (" …" if len(parts[names]) > 8 else "")
-        rate = parts[key] / parts[of] if parts[of] else 0.0
-        print(f"  {key.replace('_', ' '):<14}{parts[key]:>4} of {parts[of]} ({100 * rate:.1f} %)"
+        print(f"  {key.replace('_', ' '):<14}{parts[key]:>4} of {parts[of]} ({100 * parts[rate]:.1f} %)"
               + (f": {listed}" if listed else ""))
     for name, entry in parts["per_class"].items():
         print(f"  {name:<14}on {entry['parts_with_it']} parts, missed on {len(entry['missed'])}, "

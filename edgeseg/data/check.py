@@ -15,11 +15,9 @@ import numpy as np
 
 from edgeseg.data.classes import IGNORE_ID
 from edgeseg.data.imageio import colors_to_ids, depth_holding, read_image, read_mask_raw, unknown_ids
-from edgeseg.data.layout import DatasetLayout
+from edgeseg.data.layout import DatasetLayout, name_examples
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
-
-EXAMPLES_SHOWN = 5
 
 
 @dataclass
@@ -71,11 +69,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _examples(paths: list) -> str:
-    shown = ", ".join(str(getattr(p, "name", p)) for p in paths[:EXAMPLES_SHOWN])
-    return shown + (f" and {len(paths) - EXAMPLES_SHOWN} more" if len(paths) > EXAMPLES_SHOWN else "")
-
-
 @dataclass
 class _Findings:
     """What the pass over every image pair found, before it becomes lines of the report."""
@@ -109,12 +102,13 @@ def check_dataset(root: str | Path, show_progress: bool = True) -> CheckReport:
 def _check_files(layout: DatasetLayout, report: CheckReport) -> None:
     """Unpaired files and split lists that name what is not there, or leave out what is."""
     for what, examples in layout.unpaired():
-        report.errors.append(f"{len(examples)} {what}: {_examples(examples)}")
+        report.errors.append(f"{len(examples)} {what}: {name_examples(examples)}")
     if layout.split_lists:
         listed = {s for stems in layout.split_lists.values() for s in stems}
         unlisted = [s for s in layout.paired_stems if s not in listed]
         if unlisted:
-            report.warnings.append(f"{len(unlisted)} image(s) in no split list, so never used: {_examples(unlisted)}")
+            report.warnings.append(f"{len(unlisted)} image(s) in no split list, so never used: "
+                                   f"{name_examples(unlisted)}")
 
 
 def _read_pair(layout: DatasetLayout, stem: str, found: _Findings):
@@ -174,19 +168,20 @@ def _report_findings(found: _Findings, report: CheckReport) -> None:
                                f"{depth}-bit (full scale {(1 << depth) - 1}) by training, which records it in the "
                                "checkpoint and the bundle for the runtime")
     if found.unreadable:
-        report.errors.append(f"{len(found.unreadable)} unreadable or truncated file(s): {_examples(found.unreadable)}")
+        report.errors.append(f"{len(found.unreadable)} unreadable or truncated file(s): "
+                             f"{name_examples(found.unreadable)}")
     if found.mismatched:
         report.errors.append(f"{len(found.mismatched)} mask(s) whose size differs from the image: "
-                             f"{_examples(found.mismatched)}")
+                             f"{name_examples(found.mismatched)}")
     for cid, seen in sorted(found.unknown_ids.items()):
         report.errors.append(f"mask value {cid} is not in classes.csv: {seen.pixels} pixels in "
-                             f"{len(seen.files)} mask(s): {_examples(seen.files)}")
+                             f"{len(seen.files)} mask(s): {name_examples(seen.files)}")
     for color, seen in sorted(found.unknown_colors.items()):
         report.errors.append(f"colour rgb{color} is not in classes.csv: {seen.pixels} pixels in "
-                             f"{len(seen.files)} mask(s): {_examples(seen.files)}")
+                             f"{len(seen.files)} mask(s): {name_examples(seen.files)}")
     if found.unlabelled:
         report.warnings.append(f"{len(found.unlabelled)} mask(s) have unlabelled pixels ({IGNORE_ID}), ignored in "
-                               f"training: {_examples(found.unlabelled)}")
+                               f"training: {name_examples(found.unlabelled)}")
     kinds = found.kinds
     if kinds["grayscale"] and kinds["colour"]:
         report.warnings.append(f"mixed image kinds ({kinds['grayscale']} grayscale, {kinds['colour']} colour): "

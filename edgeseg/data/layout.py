@@ -23,6 +23,15 @@ SPLITS = ("train", "val")
 VAL_FRACTION_WITHOUT_LISTS = 0.2
 
 
+EXAMPLES_SHOWN = 5
+
+
+def name_examples(paths: list) -> str:
+    """The first few file names (or stems) of a list, and how many more there are."""
+    shown = ", ".join(str(getattr(p, "name", p)) for p in paths[:EXAMPLES_SHOWN])
+    return shown + (f" and {len(paths) - EXAMPLES_SHOWN} more" if len(paths) > EXAMPLES_SHOWN else "")
+
+
 @dataclass(frozen=True)
 class Sample:
     stem: str
@@ -109,8 +118,7 @@ class DatasetLayout:
         """Refuse a data set with unpaired files, which training would otherwise leave out silently."""
         problems = self.unpaired()
         if problems:
-            what = "; ".join(f"{len(examples)} {text} ({', '.join(str(getattr(e, 'name', e)) for e in examples[:3])}"
-                             f"{' …' if len(examples) > 3 else ''})" for text, examples in problems)
+            what = "; ".join(f"{len(examples)} {text} ({name_examples(examples)})" for text, examples in problems)
             raise DatasetError(what, self.root, "add the missing files or remove the others (edgeseg data check "
                                                 "lists them all)")
 

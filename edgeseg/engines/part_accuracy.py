@@ -72,11 +72,15 @@ class PartReport:
         good = self.parts - self.defective
         return len(self.false_rejects) / good if good else 0.0
 
+    def counts(self) -> dict:
+        """Escapes and false rejects, counted and as rates (a row of the sweep)."""
+        return {"escapes": len(self.escapes), "escape_rate": round(self.escape_rate, 4),
+                "false_rejects": len(self.false_rejects), "false_reject_rate": round(self.false_reject_rate, 4)}
+
     def to_dict(self) -> dict:
         return {"parts": self.parts, "defective": self.defective, "good": self.parts - self.defective,
-                "escapes": len(self.escapes), "escape_rate": round(self.escape_rate, 4),
-                "false_rejects": len(self.false_rejects), "false_reject_rate": round(self.false_reject_rate, 4),
-                "escaped": self.escapes, "falsely_rejected": self.false_rejects, "per_class": self.per_class}
+                **self.counts(), "escaped": self.escapes, "falsely_rejected": self.false_rejects,
+                "per_class": self.per_class}
 
 
 def part_report(images: PartImages, rules: InspectionRules, class_names: list[str]) -> PartReport:
@@ -105,11 +109,8 @@ def sweep(images: PartImages, rules: InspectionRules, class_names: list[str],
     for threshold in thresholds:
         for area in areas:
             setting = replace(rules, min_region_area=area, confidence_threshold=threshold)
-            report = part_report(images, setting, class_names)
             rows.append({"min_region_area": area, "confidence_threshold": threshold,
-                         "escapes": len(report.escapes), "escape_rate": round(report.escape_rate, 4),
-                         "false_rejects": len(report.false_rejects),
-                         "false_reject_rate": round(report.false_reject_rate, 4)})
+                         **part_report(images, setting, class_names).counts()})
     return rows
 
 

@@ -129,10 +129,7 @@ class GuardedSink(Sink):
         try:
             self.inner.write(result)
         except Exception as e:
-            self.lost_writes += 1
-            if self.lost_writes <= 5 or self.lost_writes % 100 == 0:
-                log.error("%s: frame %d not written (%s: %s); %d lost so far", self.label, result.index,
-                          type(e).__name__, e, self.lost_writes)
+            self._lost(f"{self.label}, frame {result.index}", f"{type(e).__name__}: {e}")
 
     def close(self) -> None:
         try:

@@ -46,11 +46,12 @@ class Sink:
     quota: ArchiveQuota | None = None  # where an archive sink reports the files it writes
     lost_writes = 0  # writes that failed (a full disk, a folder gone): counted and logged, never raised
 
-    def _lost(self, path: Path, why: str) -> None:
-        """A write that failed: the line goes on; the first few and every hundredth are logged."""
+    def _lost(self, where: Path | str, why: str) -> None:
+        """A write that failed (to a file, or to a plugin's target): the line goes on; the first
+        few and every hundredth are logged."""
         self.lost_writes += 1
         if self.lost_writes <= 5 or self.lost_writes % 100 == 0:
-            log.error("%s: not written (%s); %d write(s) lost so far", path, why, self.lost_writes)
+            log.error("%s: not written (%s); %d write(s) lost so far", where, why, self.lost_writes)
 
     def write(self, result: FrameResult) -> None:
         raise NotImplementedError

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from edgeseg.data.layout import DatasetLayout
+from edgeseg.engines.accuracy import frame_size_confusion
 from edgeseg.metrics import confusion_matrix
 from edgeseg.training.dataset import load_sample, to_tensor_batch
 
@@ -42,7 +43,6 @@ def evaluate_frame_size(model, layout: DatasetLayout, split: str, spec: dict, me
         image, mask = load_sample(sample, layout, spec["channels"], spec.get("bit_depth", 16))
         small = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         x, _ = to_tensor_batch([small], [np.zeros((height, width), np.uint8)], mean, std)
-        pred = model(x.contiguous(memory_format=torch.channels_last)).argmax(1)[0].to(torch.uint8).numpy()
-        scaled = cv2.resize(pred, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
-        confusion += confusion_matrix(scaled, mask, num_classes)
+        pred = model(x.contiguous(memory_format=torch.channels_last)).argmax(1).to(torch.uint8).numpy()
+        confusion += frame_size_confusion(pred, [mask], num_classes)  # scaled back as verify and the gate do
     return confusion

@@ -128,7 +128,8 @@ def test_a_plugin_that_fails_some_writes_is_logged_and_the_camera_goes_on(bundle
     assert written.read_text().split() == ["0", "1", "3", "4", "6", "7"]  # every write but the failed ones
     assert len((tmp_path / "results/top/results.jsonl").read_text().splitlines()) == 9  # the camera went on
     assert station.pipelines[0].restarts == 0
-    assert "frame 8 not written (ConnectionError: the PLC did not answer); 3 lost so far" in caplog.text
+    assert (f"sink plugin {plugin}, frame 8: not written (ConnectionError: the PLC did not answer); "
+            "3 write(s) lost so far") in caplog.text
 
 
 def test_serve_check_imports_every_plugin_and_a_station_naming_an_unknown_camera_is_refused(
