@@ -20,6 +20,7 @@ from edgeseg.cli import (
     train_cmd,
     verify_cmd,
 )
+from edgeseg.cli.engine_flags import apply_load_policy
 from edgeseg.errors import EdgesegError
 
 COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, verify_cmd, run_cmd, serve_cmd,
@@ -29,7 +30,7 @@ COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd
 # a package a command may import that a run-side install lacks -> the extra that brings it
 EXTRA_OF = {"torch": "build", "onnx": "build", "onnxslim": "build", "matplotlib": "build", "nncf": "quantize",
             "openvino": "openvino", "onnxruntime": "onnxruntime", "paho": "station", "prometheus_client": "station",
-            "pypylon": "pylon"}
+            "pypylon": "pylon", "cryptography": "signing"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "after_parse", None) is not None:  # checks that span several arguments, as usage errors
         args.after_parse(args)
     try:
+        if hasattr(args, "allow_version_mismatch"):
+            apply_load_policy(args)
         return int(args.run(args) or 0)
     except EdgesegError as e:
         print(f"edgeseg: error: {e}", file=sys.stderr)

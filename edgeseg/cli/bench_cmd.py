@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeseg.cli.engine_flags import add_engine_flags, engine_options
+from edgeseg.cli.engine_flags import add_engine_flags, add_load_policy_flags, engine_options
 from edgeseg.cli.values import positive_float, positive_int
 
 ENGINE_FLAGS = ("threads", "hint", "streams", "cuda_graph")  # what a bundle lets a run override
@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--rules", type=Path, help="rules file, as for edgeseg run")
     p.add_argument("--tile", action="store_true", help="tile mode instead of resizing frames")
     p.add_argument("-o", "--out", type=Path, default=Path("bench"), help="folder for bench.json and bench.png")
+    add_load_policy_flags(p)
     add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run)
 

@@ -1,9 +1,12 @@
-"""``edgeseg info BUNDLE``: what a bundle holds and how it was built."""
+"""``edgeseg info BUNDLE``: what a bundle holds and how it was built; ``edgeseg sign BUNDLE --key
+KEY``: sign one built elsewhere (engines/trust.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from edgeseg.cli.engine_flags import add_load_policy_flags
 
 
 def add_parser(sub) -> None:
@@ -12,7 +15,35 @@ def add_parser(sub) -> None:
                                    "classes, backend, precision, fingerprint, parity figures and files.")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_load_policy_flags(p)
     p.set_defaults(run=run_info)
+    s = sub.add_parser("sign", help="sign a bundle's manifest with an Ed25519 key",
+                       description="Checks the bundle's checksums and signs its manifest (manifest.sig), so that "
+                                   "run and serve --trust PUBKEY load it and refuse it once anything in it changes. "
+                                   "Make a key pair with: openssl genpkey -algorithm ed25519 -out signing.pem && "
+                                   "openssl pkey -in signing.pem -pubout -out signing.pub")
+    s.add_argument("bundle")
+    s.add_argument("--key", required=True, help="Ed25519 private key, PEM (keep it off the devices)")
+    s.set_defaults(run=run_sign)
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    from edgeseg.engines.bundle import Bundle
+    from edgeseg.engines.trust import sign_bundle
+
+    bundle = Bundle.read(args.bundle)
+    print(f"signed {bundle.path} with key {sign_bundle(bundle.path, args.key)}")
+    return 0
+
+
+def _signature(bundle) -> str:
+    from edgeseg.engines.trust import SIGNATURE_FILE
+
+    if bundle.signed_by:
+        return f"signed by trusted key {bundle.signed_by}"
+    if (bundle.path / SIGNATURE_FILE).is_file():
+        return f"{SIGNATURE_FILE} present, not checked (give --trust PUBKEY to check it)"
+    return "unsigned"
 
 
 def _size(n: int) -> str:
@@ -22,7 +53,8 @@ def _size(n: int) -> str:
 def run_info(args: argparse.Namespace) -> int:
     from edgeseg.engines.bundle import Bundle
 
-    m = Bundle.read(args.bundle).manifest
+    bundle = Bundle.read(args.bundle)
+    m = bundle.manifest
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
@@ -46,6 +78,11 @@ def run_info(args: argparse.Namespace) -> int:
     if m.get("calibration"):
         print(f"  calibration  {m['calibration']['frames']} frames of {m['calibration']['source']}")
     print(f"  built with   {', '.join(f'{k} {v}' for k, v in m['built_with'].items())}")
+    if m.get("rebuilt_from"):
+        origin = m["rebuilt_from"]
+        print(f"  rebuilt from {origin['path']} (built {origin['created']}, "
+              f"{', '.join(f'{k} {v}' for k, v in origin['fingerprint'].items())})")
+    print(f"  signature    {_signature(bundle)}")
     for name, entry in m["files"].items():
         print(f"  file         {name}  {_size(entry['bytes'])}  sha256 {entry['sha256'][:16]}…")
     for note in m.get("notes", []):

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from edgeseg.cli.engine_flags import add_engine_flags, engine_options
+from edgeseg.cli.engine_flags import add_engine_flags, add_load_policy_flags, engine_options
 from edgeseg.cli.values import positive_float, positive_int, share
 
 ENGINE_FLAGS = ("threads", "hint", "streams", "cuda_graph")  # what a bundle lets a run override
@@ -60,6 +60,7 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any frame was skipped as unreadable (an offline check of saved photos)")
+    add_load_policy_flags(p)
     add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run, after_parse=lambda args: _one_source(p, args))
 

@@ -7,6 +7,8 @@ import logging
 import signal
 from pathlib import Path
 
+from edgeseg.cli.engine_flags import add_load_policy_flags
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="run an inspection station: several cameras, unattended",
@@ -21,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    help="default: the station file's log_level")
     p.add_argument("--log-format", choices=("text", "json"), help="default: the station file's log_format")
+    add_load_policy_flags(p)
     p.set_defaults(run=run)
 
 

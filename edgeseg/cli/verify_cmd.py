@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edgeseg.cli.engine_flags import add_load_policy_flags
 from edgeseg.cli.values import positive_int, share
 
 
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
                         "--max-escape-rate")
     p.add_argument("--plot", type=Path, metavar="PNG", help="plot escapes against false rejects over the sweep")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (for CI)")
+    add_load_policy_flags(p)
     p.set_defaults(run=run_verify)
 
 

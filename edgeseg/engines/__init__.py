@@ -5,13 +5,17 @@ importing this package pulls in neither OpenVINO, ONNX Runtime nor TensorRT."""
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from edgeseg.engines.backend import Backend
 from edgeseg.engines.base import Engine, IOSpec
 from edgeseg.engines.bundle import Bundle
+from edgeseg.engines.trust import load_policy
 from edgeseg.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # A new backend is one module and one line here.
 BACKENDS = {
@@ -37,13 +41,16 @@ def backend_module(name: str) -> Backend:
 
 def open_engine(path: str | Path | Bundle, requests: int = 1, batch: int | None = None, height: int | None = None,
                 width: int | None = None, **options) -> Engine:
-    """Load a bundle: verify its checksums and fingerprint, then bind preallocated buffers.
+    """Load a bundle: verify its checksums (and signature, where the process trusts keys) and its
+    fingerprint, then bind preallocated buffers.
 
     ``options`` override the backend's runtime settings recorded at build time (for OpenVINO:
     hint, threads, streams; for ONNX Runtime: threads; for TensorRT: cuda_graph)."""
     bundle = path if isinstance(path, Bundle) else Bundle.read(path)
     module = backend_module(bundle.backend)
-    bundle.check_fingerprint(module.fingerprint(bundle.manifest["engine"]))
+    here = module.fingerprint(bundle.manifest["engine"])
+    for warning in bundle.check_fingerprint(here, load_policy().allow_version_mismatch):
+        log.warning("%s", warning)
     spec = IOSpec.from_manifest(bundle.manifest, batch, height, width)
     return module.load(bundle, spec, requests, **options)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.engines.manifest import SCHEMA, SCHEMA_VERSION, check_manifest, upgrade_to_latest
+from edgeseg.engines.trust import SIGNATURE_FILE, check_signature, load_policy
 from edgeseg.errors import BundleError
 
 MANIFEST = "manifest.json"
@@ -38,7 +39,7 @@ def write_manifest(directory: Path, manifest: dict) -> dict:
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         rel = path.relative_to(directory).as_posix()
-        if rel != MANIFEST and not rel.startswith(CACHE_DIR + "/"):
+        if rel not in (MANIFEST, SIGNATURE_FILE) and not rel.startswith(CACHE_DIR + "/"):
             files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     manifest = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **manifest, "files": files}
     manifest["manifest_sha256"] = _body_checksum(manifest)
@@ -46,10 +47,39 @@ def write_manifest(directory: Path, manifest: dict) -> dict:
     return manifest
 
 
+# fingerprint keys that name a runtime whose files load on a newer release of the same major version
+# (an OpenVINO IR, an ONNX graph); anything else in a fingerprint (TensorRT, CUDA, the GPU) must match
+FORWARD_COMPATIBLE = ("openvino", "onnxruntime")
+
+
 def fingerprint_differences(built: dict, here: dict) -> list[str]:
     """Human-readable differences between the fingerprint a bundle was built with and this machine's."""
     return [f"{key}: built with {built.get(key)!r}, here {here.get(key)!r}"
             for key in sorted(set(built) | set(here)) if built.get(key) != here.get(key)]
+
+
+def release(version: object) -> tuple[int, ...]:
+    """'2026.4.1-22982-e213a14' -> (2026, 4, 1): the leading numbers of a version string."""
+    numbers = []
+    for part in str(version).split("-")[0].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+def loads_forward(key: str, built: object, here: object) -> bool:
+    """Whether files built with runtime ``key`` at ``built`` load on ``here``: same major, not older."""
+    old, new = release(built), release(here)
+    return key in FORWARD_COMPATIBLE and bool(old) and bool(new) and old[0] == new[0] and new >= old
+
+
+def rebuild_here_command(path: Path, manifest: dict) -> str:
+    """How to rebuild a bundle for this machine's runtime: from the bundle itself where the backend
+    can (OpenVINO, with the run side only), else from the ONNX graph."""
+    if manifest.get("backend") == "openvino" and manifest.get("source", {}).get("reference"):
+        return f"edgeseg compile --from {path} -o NEW_BUNDLE"
+    return rebuild_command(manifest)
 
 
 def rebuild_command(manifest: dict) -> str:
@@ -65,6 +95,7 @@ def rebuild_command(manifest: dict) -> str:
 class Bundle:
     path: Path
     manifest: dict
+    signed_by: str | None = None  # the id of the trusted key that signed it, where the process asks for one
 
     @property
     def backend(self) -> str:
@@ -87,8 +118,9 @@ class Bundle:
         if not manifest_path.is_file():
             raise BundleError(f"no {MANIFEST}: not an edgeseg bundle, or its build did not finish", path,
                               "build it again with edgeseg compile")
+        raw = manifest_path.read_bytes()
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise BundleError(f"manifest is not valid JSON ({e})", manifest_path,
                               "the file is truncated or corrupt: build the bundle again") from None
@@ -108,6 +140,9 @@ class Bundle:
                               f"rebuild it: {rebuild_command(manifest)}")
         bundle = cls(path, manifest)
         bundle.verify_files()
+        trusted = load_policy().trusted_keys
+        if trusted:  # after the checksums, so that a damaged copy is reported as one, not as a forgery
+            bundle.signed_by = check_signature(path, raw, trusted)
         return bundle
 
     def verify_files(self) -> None:
@@ -121,8 +156,20 @@ class Bundle:
                                   f"the copy is truncated or edited: copy it again, or rebuild it: "
                                   f"{rebuild_command(self.manifest)}")
 
-    def check_fingerprint(self, here: dict) -> None:
-        differences = fingerprint_differences(self.manifest["fingerprint"], here)
-        if differences:
-            raise BundleError(f"built for another {self.backend} setup ({'; '.join(differences)})", self.path,
-                              f"rebuild it on this machine: {rebuild_command(self.manifest)}")
+    def check_fingerprint(self, here: dict, allow_mismatch: bool = False) -> list[str]:
+        """Refuse a bundle built for another setup; return warnings for what loads anyway: a newer
+        release of the same major version of OpenVINO or ONNX Runtime, or, with ``allow_mismatch``,
+        any difference."""
+        built = self.manifest["fingerprint"]
+        forward = [f"{key}: built with {built[key]!r}, here {here[key]!r}" for key in sorted(set(built) & set(here))
+                   if built[key] != here[key] and loads_forward(key, built[key], here[key])]
+        refused = [d for d in fingerprint_differences(built, here) if d not in forward]
+        if refused and not allow_mismatch:
+            raise BundleError(f"built for another {self.backend} setup ({'; '.join(refused)})", self.path,
+                              f"rebuild it on this machine: {rebuild_here_command(self.path, self.manifest)}, "
+                              "or load it anyway with --allow-version-mismatch")
+        warnings = [f"{self.path}: built with a different {self.backend} ({d}); it loads on this newer release, "
+                    f"and {rebuild_here_command(self.path, self.manifest)} makes it this release's own"
+                    for d in forward]
+        return warnings + [f"{self.path}: loaded despite a different setup ({d}), as --allow-version-mismatch asks"
+                           for d in refused]

@@ -89,6 +89,26 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
             "inference_precision": inference_precision(precision, options["device"])}
 
 
+def rebuild(bundle: Bundle, out: Path) -> dict:
+    """This OpenVINO's IR for a bundle built with another release, from the bundle alone: the fp32
+    graph (fp32, bf16) converted again from its ``reference.onnx``, the fp16 and int8 graphs (int8's
+    quantize nodes and ranges included, so no calibration) read from its IR and written again."""
+    ov, precision = _ov(), bundle.precision
+    reference = bundle.manifest.get("source", {}).get("reference")
+    try:
+        if precision in ("fp32", "bf16") and reference:
+            model = ov.convert_model(str(bundle.file(reference)))
+        else:
+            model = ov.Core().read_model(str(bundle.file(MODEL_FILES[0])))
+    except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
+        raise EngineError(f"OpenVINO {version()} cannot read the bundle's graph ({first_line(e)})", bundle.path,
+                          "rebuild it from the exported ONNX graph with edgeseg compile") from None
+    ov.save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
+    info = bundle.manifest["engine"]
+    return {**info, "files": list(MODEL_FILES),
+            "inference_precision": inference_precision(precision, info["options"]["device"])}
+
+
 class OpenVinoEngine(InOrderRequests):
     backend = NAME
 

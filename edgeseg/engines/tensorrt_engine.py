@@ -42,7 +42,8 @@ def _cudart():
         try:
             from cuda import cudart  # older cuda-python
         except ImportError:
-            raise EngineError("cuda-python is not installed", fix="pip install cuda-python") from None
+            raise EngineError("cuda-python is not installed",
+                              fix="pip install 'edgeseg[tensorrt]' with cuda-python pinned to this CUDA") from None
     return cudart
 
 

@@ -11,7 +11,6 @@ gate nothing is written unless forced, and a forced bundle says so in its manife
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import sys
@@ -27,8 +26,10 @@ import edgeseg
 from edgeseg.data.frames import FrameSet, is_dataset, load_frames
 from edgeseg.engines import PRECISIONS, backend_module, open_engine
 from edgeseg.engines.accuracy import AccuracyReport, ReferenceEngine, gate, measure, run_frames
-from edgeseg.engines.bundle import MANIFEST, sha256_file, write_manifest
-from edgeseg.errors import BundleError, ConfigError, ExportError, first_line
+from edgeseg.engines.bundle import sha256_file, write_manifest
+from edgeseg.engines.trust import check_private_key, sign_bundle
+from edgeseg.errors import ConfigError, ExportError, first_line
+from edgeseg.export import staging
 from edgeseg.export.head import confidence_without_softmax
 from edgeseg.export.precision import INT8_RECIPES, MIN_CALIBRATION_FRAMES, fp16_graph, int8_graph
 
@@ -49,6 +50,7 @@ class CompileOptions:
     force: bool = False
     accuracy_control: bool = False  # int8: keep in float the layers whose quantization costs mIoU (slow)
     options: dict = field(default_factory=dict)  # backend options (hint, threads, streams, ...)
+    sign_key: str | None = None  # Ed25519 private key (PEM) that signs the manifest (engines/trust.py)
 
 
 @dataclass
@@ -176,14 +178,10 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
             warn(text)
 
     calib, val = _frames(opts, meta["input"], note)
+    if opts.sign_key:
+        check_private_key(Path(opts.sign_key))  # before minutes of work, not after
     output = Path(opts.output)
-    if output.exists() and not (output / MANIFEST).is_file():
-        raise BundleError("exists and is not a bundle", output, "choose another -o, or remove it first")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(output)
-    work = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = staging.start(output)
     try:
         shutil.copyfile(source, work / REFERENCE_FILE)
         # the fp32 reference's masks are the same for every recipe tried
@@ -203,7 +201,9 @@ def compile_bundle(opts: CompileOptions, show_progress: bool = True, warn=None) 
         manifest["notes"] = notes
         manifest["built_with"] = _versions()  # now that every library the build and gate used is loaded
         manifest = write_manifest(work, manifest)
-        _replace_atomically(work, output)
+        if opts.sign_key:
+            sign_bundle(work, Path(opts.sign_key))
+        staging.finish(work, output)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return CompileResult(output, manifest, accuracy, passed, rule, notes)
@@ -226,33 +226,3 @@ def _first_recipe_that_passes(precision: str, build, work: Path, note) -> tuple[
             elif path.name != REFERENCE_FILE:
                 path.unlink()
     return manifest, accuracy, passed, rule
-
-
-def _remove_leftovers(output: Path) -> None:
-    """The hidden work folders (``.NAME.partial-PID``, ``.NAME.old-PID``) of compiles into this
-    output that were killed: removed where their process is gone, kept where it still runs."""
-    for path in output.parent.glob(f".{output.name}.*-*"):
-        kind, _, pid = path.name[len(output.name) + 2:].rpartition("-")
-        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
-
-
-def _replace_atomically(work: Path, output: Path) -> None:
-    """Rename the finished bundle into place; an older bundle there is swapped out, then removed."""
-    if not output.exists():
-        os.replace(work, output)
-        return
-    old = output.with_name(f".{output.name}.old-{os.getpid()}")
-    os.replace(output, old)
-    os.replace(work, output)
-    shutil.rmtree(old, ignore_errors=True)

@@ -205,19 +205,21 @@ def test_an_edited_or_truncated_manifest_is_refused(bundle_factory, tmp_path):
 
 
 @pytest.mark.parametrize("backend, key", [("openvino", "openvino"), ("onnxruntime", "onnxruntime")])
-def test_a_bundle_from_another_backend_version_is_refused_with_the_rebuild_command(bundle_factory, tmp_path,
+def test_a_bundle_from_a_newer_backend_version_is_refused_with_the_rebuild_command(bundle_factory, tmp_path,
                                                                                      backend, key):
     path = _copy(bundle_factory, tmp_path, backend)
     manifest = json.loads((path / MANIFEST).read_text())
-    manifest["fingerprint"][key] = "1.0.0"
+    newer = f"{backend_module(backend).version().split('.')[0]}.999.0"
+    manifest["fingerprint"][key] = newer
     for k in ("schema", "schema_version", "files", "manifest_sha256"):
         manifest.pop(k)
     write_manifest(path, manifest)  # rebuilt consistently, as another machine would have
     with pytest.raises(BundleError) as caught:
         open_engine(path)
     message = str(caught.value)
-    assert f"{key}: built with '1.0.0', here '{backend_module(backend).version()}'" in message
-    assert "edgeseg compile" in message and f"--backend {backend}" in message
+    assert f"{key}: built with '{newer}', here '{backend_module(backend).version()}'" in message
+    rebuild = f"compile --from {path}" if backend == "openvino" else f"--backend {backend}"
+    assert "edgeseg compile" in message and rebuild in message and "--allow-version-mismatch" in message
 
 
 def test_fingerprint_differences_name_every_field_that_differs():
