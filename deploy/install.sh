@@ -5,29 +5,37 @@
 # (enabled, not started: edit the station file first) and the camera udev rules. Running it
 # again upgrades edgeseg from the wheelhouse and keeps the configuration.
 #
-#   sudo ./install.sh [--wheelhouse DIR] [--jetson] [--start]
+#   sudo ./install.sh [--wheelhouse DIR] [--jetson [--compile ONNX --data DIR]] [--start]
 #   sudo ./install.sh --uninstall      # removes all of it but /var/lib/edgeseg (results, bundles)
 #
 # --wheelhouse: the folder of wheels (default: wheels/ beside this script).
 # --jetson: a venv that sees JetPack's TensorRT and OpenCV (GStreamer, csi://), and the unit's
 #           drop-in that lets the service open the GPU.
+# --compile ONNX --data DIR [--precision fp16]: on a Jetson, build the TensorRT bundle here from the
+#           exported graph, proven on DIR's frames, into /var/lib/edgeseg/bundles/<graph>-<precision>.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 prefix=/opt/edgeseg config=/etc/edgeseg state=/var/lib/edgeseg
 unit_dir=/etc/systemd/system udev_dir=/etc/udev/rules.d
-wheelhouse="" jetson=0 start=0 uninstall=0
+wheelhouse="" jetson=0 start=0 uninstall=0 onnx="" data="" precision=fp16
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheelhouse) wheelhouse="$2"; shift 2 ;;
     --jetson) jetson=1; shift ;;
     --start) start=1; shift ;;
+    --compile) onnx="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
     --uninstall) uninstall=1; shift ;;
     -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run it as root (sudo)" >&2; exit 1; }
+if [ -n "$onnx" ] && { [ "$jetson" -eq 0 ] || [ -z "$data" ]; }; then
+  echo "install.sh: --compile builds a TensorRT bundle on a Jetson: give --jetson and --data DIR too" >&2; exit 2
+fi
 say() { echo "install.sh: $*"; }
 systemd_running() { [ -d /run/systemd/system ]; }  # not in a chroot or an image being built
 
@@ -106,8 +114,19 @@ enable_service() {
   say "edgeseg.service enabled$([ "$start" -eq 1 ] && systemd_running && echo ' and started')"
 }
 
+compile_on_device() {
+  local name bundle
+  name="$(basename "$onnx" .onnx)-$precision"
+  bundle="$state/bundles/$name"
+  say "building the TensorRT engine for this Jetson into $bundle (minutes; the progress follows)"
+  runuser -u edgeseg -- env EDGESEG_CACHE_DIR="$state/cache" "$prefix/venv/bin/edgeseg" compile "$onnx" \
+    --backend tensorrt --precision "$precision" --data "$data" -o "$bundle"
+  say "name it in $config/station.yaml (bundle: $bundle), then: edgeseg serve --check $config/station.yaml"
+}
+
 if [ "$uninstall" -eq 1 ]; then uninstall; exit 0; fi
 install_venv
 create_user
 install_files
 enable_service
+if [ -n "$onnx" ]; then compile_on_device; fi
