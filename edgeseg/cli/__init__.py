@@ -14,6 +14,7 @@ from edgeseg.cli import (
     data_cmd,
     demo_cmd,
     export_cmd,
+    import_cmd,
     models_cmd,
     run_cmd,
     serve_cmd,
@@ -23,8 +24,8 @@ from edgeseg.cli import (
 from edgeseg.cli.engine_flags import apply_load_policy
 from edgeseg.errors import EdgesegError
 
-COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, compile_cmd, bundle_cmd, verify_cmd, run_cmd, serve_cmd,
-            bench_cmd, demo_cmd)
+COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, import_cmd, compile_cmd, bundle_cmd, verify_cmd, run_cmd,
+            serve_cmd, bench_cmd, demo_cmd)
 
 
 # a package a command may import that a run-side install lacks -> the extra that brings it
