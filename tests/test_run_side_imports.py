@@ -9,7 +9,9 @@ RUN_SIDE = ["edgeseg", "edgeseg.data", "edgeseg.data.check", "edgeseg.data.synth
             "edgeseg.engines.onnxruntime_engine", "edgeseg.engines.tensorrt_engine", "edgeseg.runtime.regions",
             "edgeseg.runtime.rules", "edgeseg.runtime.session", "edgeseg.runtime.sources.video",
             "edgeseg.runtime.sources.image_folder", "edgeseg.runtime.sources.usb", "edgeseg.runtime.sources.gstreamer",
-            "edgeseg.runtime.sources.pylon", "edgeseg.cli.run_cmd"]
+            "edgeseg.runtime.sources.pylon", "edgeseg.cli.run_cmd", "edgeseg.engines.trust",
+            "edgeseg.engines.kserve_engine", "edgeseg.export.staging", "edgeseg.export.rebuild",
+            "edgeseg.export.serving", "edgeseg.export.model_api", "edgeseg.export.foreign_options"]
 
 
 def test_run_side_imports_neither_torch_nor_onnx():

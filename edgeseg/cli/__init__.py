@@ -18,6 +18,7 @@ from edgeseg.cli import (
     models_cmd,
     run_cmd,
     serve_cmd,
+    serving_cmd,
     train_cmd,
     verify_cmd,
 )
@@ -25,13 +26,14 @@ from edgeseg.cli.engine_flags import apply_load_policy
 from edgeseg.errors import EdgesegError
 
 COMMANDS = (data_cmd, models_cmd, train_cmd, export_cmd, import_cmd, compile_cmd, bundle_cmd, verify_cmd, run_cmd,
-            serve_cmd, bench_cmd, demo_cmd)
+            serve_cmd, serving_cmd, bench_cmd, demo_cmd)
 
 
 # a package a command may import that a run-side install lacks -> the extra that brings it
 EXTRA_OF = {"torch": "build", "onnx": "build", "onnxslim": "build", "matplotlib": "build", "nncf": "quantize",
             "openvino": "openvino", "onnxruntime": "onnxruntime", "paho": "station", "prometheus_client": "station",
-            "pypylon": "pylon", "cryptography": "signing"}
+            "pypylon": "pylon", "cryptography": "signing",
+            "tritonclient": "serving", "google": "serving"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,6 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any frame was skipped as unreadable (an offline check of saved photos)")
+    p.add_argument("--engine", metavar="URL", dest="remote_engine",
+                   help="run inference on a serving engine: kserve://HOST:PORT/MODEL (HTTP) or "
+                        "kserve+grpc://HOST:PORT/MODEL, the model exported from this bundle with export-serving")
     add_load_policy_flags(p)
     add_engine_flags(p, ENGINE_FLAGS, for_bundle=True)
     p.set_defaults(run=run, after_parse=lambda args: _one_source(p, args))
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                       archive_quota_mb=args.archive_quota_mb,
                       masks=args.masks, overlays=args.overlays, window=args.window, alpha=args.alpha,
                       max_frames=args.max_frames, give_up_after=args.give_up_after, camera=camera,
-                      engine_options=engine_options(args, backend, ENGINE_FLAGS), status=not args.quiet)
+                      engine_options={} if args.remote_engine else engine_options(args, backend, ENGINE_FLAGS),
+                      remote_engine=args.remote_engine, status=not args.quiet)
     stopping, signals_seen = threading.Event(), []
 
     def stop(signum, _frame):

@@ -40,13 +40,19 @@ def backend_module(name: str) -> Backend:
 
 
 def open_engine(path: str | Path | Bundle, requests: int = 1, batch: int | None = None, height: int | None = None,
-                width: int | None = None, **options) -> Engine:
+                width: int | None = None, remote: str | None = None, **options) -> Engine:
     """Load a bundle: verify its checksums (and signature, where the process trusts keys) and its
     fingerprint, then bind preallocated buffers.
 
     ``options`` override the backend's runtime settings recorded at build time (for OpenVINO:
-    hint, threads, streams; for ONNX Runtime: threads; for TensorRT: cuda_graph)."""
+    hint, threads, streams; for ONNX Runtime: threads; for TensorRT: cuda_graph). ``remote``, a
+    ``kserve://HOST:PORT/MODEL`` address, sends the frames to a serving engine instead
+    (``kserve_engine.py``); the bundle then only says what the model takes and gives."""
     bundle = path if isinstance(path, Bundle) else Bundle.read(path)
+    if remote:
+        from edgeseg.engines.kserve_engine import open_remote
+
+        return open_remote(bundle, remote, IOSpec.from_manifest(bundle.manifest, batch, height, width), requests)
     module = backend_module(bundle.backend)
     here = module.fingerprint(bundle.manifest["engine"])
     for warning in bundle.check_fingerprint(here, load_policy().allow_version_mismatch):

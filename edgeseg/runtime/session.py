@@ -53,6 +53,7 @@ class RunOptions:
     give_up_after: float | None = None  # seconds a live source may stay gone
     camera: dict = field(default_factory=dict)  # width, height, fps asked of cameras
     engine_options: dict = field(default_factory=dict)
+    remote_engine: str | None = None  # kserve://HOST:PORT/MODEL: inference on a serving engine
     status: bool = True
     max_fps: float | None = None  # a cap on the frames inspected per second (a live source drops the rest)
     station: str | None = None  # named in every result line (edgeseg serve)
@@ -119,14 +120,15 @@ class InspectionSession:
         if opts.mode == "tile":
             tiles = TileGrid(frame_shape[0], frame_shape[1], spec["height"], spec["width"], opts.overlap)
         engine_options = dict(opts.engine_options)
-        if opts.throughput and self.bundle.backend == "openvino":
+        if opts.throughput and self.bundle.backend == "openvino" and not opts.remote_engine:
             engine_options.setdefault("hint", "throughput")
         requests = 1
         if opts.throughput:
             requests = opts.requests or DEFAULT_REQUESTS
         elif tiles is not None:
             requests = min(len(tiles), opts.requests or DEFAULT_REQUESTS)
-        engine = self.engine = self._given_engine or open_engine(self.bundle, requests=requests, **engine_options)
+        engine = self.engine = self._given_engine or open_engine(self.bundle, requests=requests,
+                                                                       remote=opts.remote_engine, **engine_options)
         self.sinks = self._sinks(frame_shape)
         self.loop = make_loop(engine, self.capture, self.rules, self.class_names, self.sinks, tiles,
                               opts.throughput, self.source.color_order, StatusLine() if opts.status else None,

@@ -35,7 +35,7 @@ def load_camera(camera: CameraConfig) -> tuple[Bundle, InspectionRules]:
     """A camera's bundle, verified here (checksums, fingerprint, an engine opened and closed), and
     its rules; an EdgesegError saying what does not load."""
     bundle = Bundle.read(camera.bundle)
-    with open_engine(bundle):
+    with open_engine(bundle, remote=camera.engine):
         pass
     names = [c["name"] for c in bundle.manifest["classes"]]
     return bundle, InspectionRules.from_yaml(camera.rules, names) if camera.rules else InspectionRules()

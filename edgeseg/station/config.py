@@ -31,6 +31,9 @@ class CameraConfig(BaseModel):
     overlays: Literal["none", "failed", "all"] = "none"
     video: bool = False
     give_up_after: float | None = Field(default=None, gt=0, description="seconds a live source may stay gone")
+    engine: str | None = Field(default=None, pattern=r"^kserve(\+http|\+grpc)?://",
+                               description="kserve://HOST:PORT/MODEL: inference on a serving engine (the bundle "
+                                           "says what the model takes and gives)")
 
     @field_validator("bundle", "rules", mode="before")
     @classmethod

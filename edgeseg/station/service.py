@@ -38,7 +38,8 @@ def camera_options(station: StationConfig, camera: CameraConfig) -> RunOptions:
                       station=station.station, camera_name=camera.name, mqtt=station.mqtt,
                       webhook=station.webhook, rotate_mb=station.results_rotate_mb,
                       archive_quota_mb=station.archive_quota_mb,
-                      rotate_hours=station.results_rotate_hours, plugins=station.plugins_of(camera.name))
+                      rotate_hours=station.results_rotate_hours, plugins=station.plugins_of(camera.name),
+                      remote_engine=camera.engine)
 
 
 class CameraPipeline:
@@ -308,7 +309,8 @@ def shared_engines(cameras: list[CameraConfig]) -> tuple[list[Engine], dict[str,
     A bundle that does not load here is left to each camera's pipeline, which reports it."""
     by_bundle: dict[Path, list[CameraConfig]] = {}
     for camera in cameras:
-        by_bundle.setdefault(camera.bundle.resolve(), []).append(camera)
+        if camera.engine is None:  # a camera on a serving engine has its own client
+            by_bundle.setdefault(camera.bundle.resolve(), []).append(camera)
     engines: list[Engine] = []
     camera_views: dict[str, Engine] = {}
     for path, group in by_bundle.items():

@@ -1,0 +1,52 @@
+"""OpenVINO Model API reads the IR ``export-serving --to model-api`` writes from a bundle, and its
+SegmentationModel's masks agree with ``edgeseg run``'s on the same photos (each at its own size,
+so the resize embedded in the IR is exercised). Model API runs in the peers' venv (.ci/run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeseg.export.serving import ServingOptions, export_serving
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS_PYTHON = Path(os.environ.get("EDGESEG_PEERS_PYTHON", ROOT / ".venv-peers" / "bin" / "python"))
+
+
+def _require_peers() -> None:
+    if not PEERS_PYTHON.exists():
+        why = f"no Python with OpenVINO Model API at {PEERS_PYTHON} (.ci/run makes .venv-peers)"
+        if os.environ.get("EDGESEG_REQUIRE_PEERS") == "1":
+            pytest.fail(why + " (EDGESEG_REQUIRE_PEERS=1)")
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_model_api_gives_the_masks_edgeseg_run_gives(bundle_factory, synth_data, tmp_path, precision):
+    _require_peers()
+    bundle = bundle_factory("openvino", precision).path
+    model_dir = export_serving(ServingOptions(str(bundle), str(tmp_path / "repo"), "model-api", name="parts"))
+    images = synth_data / "images"
+    ran = subprocess.run([sys.executable, "-m", "edgeseg", "run", str(bundle), str(images), "--masks", "--quiet",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    env = {**os.environ, "EDGESEG_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("model_api_masks.py")),
+                           str(model_dir / "model.xml"), str(images), str(tmp_path / "model-api"), "1"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SegmentationModel" in done.stdout
+    agree = total = 0
+    for ours in sorted((tmp_path / "run" / "masks").glob("*.png")):
+        theirs = cv2.imread(str(tmp_path / "model-api" / ours.name), cv2.IMREAD_UNCHANGED)
+        mask = cv2.imread(str(ours), cv2.IMREAD_UNCHANGED)
+        assert theirs is not None and theirs.shape == mask.shape, ours.name
+        agree += int(np.count_nonzero(theirs == mask))
+        total += mask.size
+    assert total > 0 and agree / total >= 0.999, f"{100 * agree / total:.3f} % of pixels agree"
