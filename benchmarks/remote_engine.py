@@ -120,7 +120,8 @@ def report(out: Path, bundle: Path, figures: dict) -> None:
     for name in ("http", "grpc"):
         figures[name]["p50_over_local"] = round(figures[name]["p50_ms"] / local["p50_ms"], 2)
         figures[name]["p50_added_ms"] = round(figures[name]["p50_ms"] - local["p50_ms"], 3)
-    summary = {"cpu": cpu_name(), "bundle": str(bundle), "server": "Triton (PyTriton 0.7.0), same machine",
+    shown = bundle.resolve().relative_to(ROOT) if bundle.resolve().is_relative_to(ROOT) else bundle
+    summary = {"cpu": cpu_name(), "bundle": str(shown), "server": "Triton (PyTriton 0.7.0), same machine",
                "engines": figures}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     lines = ["| engine | p50 ms | p99 ms | p50 against local |", "|---|---|---|---|"]

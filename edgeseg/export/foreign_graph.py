@@ -98,7 +98,9 @@ def _postprocess(opts: ImportOptions, logits: str, shape: list[int], resize: boo
         nodes += _resize_to_frame(x, "nearest" if opts.head == "argmax" else "linear")
         x = "post/resized"
     head_nodes, names = _head(opts, x, opset)
-    return nodes + head_nodes, consts, names
+    nodes += head_nodes
+    used = {name for node in nodes for name in node.input}
+    return nodes, [c for c in consts if c.name in used], names
 
 
 def _head(opts: ImportOptions, x: str, opset: int) -> tuple[list, list[str]]:
