@@ -124,3 +124,18 @@ def bundle_factory(exported_graph, exported_graph_128, synth_data, tmp_path_fact
                 data=str(synth_data), force=precision == "int8", options=options), show_progress=False)
         return built[key]
     return make
+
+
+@pytest.fixture(scope="session")
+def peers_python() -> Path:
+    """The Python of the peers' venv (.ci/run makes .venv-peers with Debian's Python: PyTriton's
+    Triton server and OpenVINO Model API, which need NumPy 1.x and OpenCV 4): skipped where it is
+    missing, except where it is required (CI sets EDGESEG_REQUIRE_PEERS=1)."""
+    root = Path(__file__).resolve().parents[1]
+    python = Path(os.environ.get("EDGESEG_PEERS_PYTHON", root / ".venv-peers" / "bin" / "python"))
+    if not python.exists():
+        why = f"no Python with the peers (PyTriton, Model API) at {python} (.ci/run makes .venv-peers)"
+        if os.environ.get("EDGESEG_REQUIRE_PEERS") == "1":
+            pytest.fail(why + " (EDGESEG_REQUIRE_PEERS=1)")
+        pytest.skip(why)
+    return python

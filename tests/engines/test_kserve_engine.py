@@ -23,23 +23,13 @@ from edgeseg.engines import open_engine
 from edgeseg.engines.kserve_engine import KServeEngine, RemoteTarget
 from edgeseg.errors import ConfigError, EngineError
 
-ROOT = Path(__file__).resolve().parents[2]
 HOST = Path(__file__).with_name("triton_host.py")
-TRITON_PYTHON = Path(os.environ.get("EDGESEG_PEERS_PYTHON", ROOT / ".venv-peers" / "bin" / "python"))
 MODEL = "parts"
 
 
-def _require_triton() -> None:
-    if not TRITON_PYTHON.exists():
-        why = f"no Python with PyTriton at {TRITON_PYTHON} (.ci/run makes .venv-peers)"
-        if os.environ.get("EDGESEG_REQUIRE_PEERS") == "1":
-            pytest.fail(why + " (EDGESEG_REQUIRE_PEERS=1)")
-        pytest.skip(why)
-
-
 class Server:
-    def __init__(self, bundle: Path, log: Path):
-        self.bundle, self.log = bundle, log
+    def __init__(self, python: Path, bundle: Path, log: Path):
+        self.python, self.bundle, self.log = python, bundle, log
         self.http, self.grpc, self.metrics = free_port(), free_port(), free_port()
         self.process: subprocess.Popen | None = None
 
@@ -49,7 +39,7 @@ class Server:
         env = {**os.environ, "EDGESEG_CACHE_DIR": str(self.log.parent / "cache")}
         with open(self.log, "ab") as log:
             # a session of its own: stopping it stops Triton's server process, PyTriton's child, too
-            self.process = subprocess.Popen([str(TRITON_PYTHON), str(HOST), str(self.bundle), MODEL, str(self.http),
+            self.process = subprocess.Popen([str(self.python), str(HOST), str(self.bundle), MODEL, str(self.http),
                                              str(self.grpc), str(self.metrics)], stdout=log, stderr=log, env=env,
                                             start_new_session=True)
 
@@ -73,9 +63,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(bundle_factory, tmp_path_factory):
-    _require_triton()
-    server = Server(bundle_factory("openvino", "fp32").path, tmp_path_factory.mktemp("triton") / "triton.log")
+def server(peers_python, bundle_factory, tmp_path_factory):
+    server = Server(peers_python, bundle_factory("openvino", "fp32").path,
+                    tmp_path_factory.mktemp("triton") / "triton.log")
     server.start()
     yield server
     server.stop()

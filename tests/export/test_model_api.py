@@ -15,21 +15,9 @@ import pytest
 
 from edgeseg.export.serving import ServingOptions, export_serving
 
-ROOT = Path(__file__).resolve().parents[2]
-PEERS_PYTHON = Path(os.environ.get("EDGESEG_PEERS_PYTHON", ROOT / ".venv-peers" / "bin" / "python"))
-
-
-def _require_peers() -> None:
-    if not PEERS_PYTHON.exists():
-        why = f"no Python with OpenVINO Model API at {PEERS_PYTHON} (.ci/run makes .venv-peers)"
-        if os.environ.get("EDGESEG_REQUIRE_PEERS") == "1":
-            pytest.fail(why + " (EDGESEG_REQUIRE_PEERS=1)")
-        pytest.skip(why)
-
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_model_api_gives_the_masks_edgeseg_run_gives(bundle_factory, synth_data, tmp_path, precision):
-    _require_peers()
+def test_model_api_gives_the_masks_edgeseg_run_gives(peers_python, bundle_factory, synth_data, tmp_path, precision):
     bundle = bundle_factory("openvino", precision).path
     model_dir = export_serving(ServingOptions(str(bundle), str(tmp_path / "repo"), "model-api", name="parts"))
     images = synth_data / "images"
@@ -37,7 +25,7 @@ def test_model_api_gives_the_masks_edgeseg_run_gives(bundle_factory, synth_data,
                           "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert ran.returncode == 0, ran.stderr
     env = {**os.environ, "EDGESEG_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("model_api_masks.py")),
+    done = subprocess.run([str(peers_python), str(Path(__file__).with_name("model_api_masks.py")),
                            str(model_dir / "model.xml"), str(images), str(tmp_path / "model-api"), "1"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
