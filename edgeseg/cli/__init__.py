@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "after_parse", None) is not None:  # checks that span several arguments, as usage errors
         args.after_parse(args)
     try:
-        if hasattr(args, "allow_version_mismatch"):
+        if hasattr(args, "trust"):
             apply_load_policy(args)
         return int(args.run(args) or 0)
     except EdgesegError as e:

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                                    "classes, backend, precision, fingerprint, parity figures and files.")
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    add_load_policy_flags(p)
+    add_load_policy_flags(p, versions=False)  # info opens no engine: only the signature is checked
     p.set_defaults(run=run_info)
     s = sub.add_parser("sign", help="sign a bundle's manifest with an Ed25519 key",
                        description="Checks the bundle's checksums and signs its manifest (manifest.sig), so that "

@@ -55,12 +55,15 @@ def engine_options(args: argparse.Namespace, backend: str, options: tuple[str, .
     return {option: value for option, value in given.items() if option in takes}
 
 
-def add_load_policy_flags(parser: argparse.ArgumentParser) -> None:
-    """--trust and --allow-version-mismatch: what this process asks of every bundle it opens."""
+def add_load_policy_flags(parser: argparse.ArgumentParser, versions: bool = True) -> None:
+    """--trust and (where an engine is opened) --allow-version-mismatch: what this process asks of
+    every bundle it opens."""
     group = parser.add_argument_group("bundle trust", "what every bundle must satisfy to be loaded")
     group.add_argument("--trust", action="append", metavar="PUBKEY",
                        help="load only bundles signed by this Ed25519 public key (PEM; repeat for several keys; "
                             "default: the paths in $EDGESEG_TRUST, separated by ':')")
+    if not versions:
+        return
     group.add_argument("--allow-version-mismatch", action="store_true",
                        help="load a bundle built for another backend release, CUDA or GPU anyway, with a warning "
                             "(a newer OpenVINO or ONNX Runtime of the same major version loads without it)")
@@ -72,4 +75,4 @@ def apply_load_policy(args: argparse.Namespace) -> None:
     from edgeseg.engines.trust import LoadPolicy, set_load_policy
 
     keys = args.trust or [p for p in os.environ.get("EDGESEG_TRUST", "").split(":") if p]
-    set_load_policy(LoadPolicy(tuple(Path(k) for k in keys), bool(args.allow_version_mismatch)))
+    set_load_policy(LoadPolicy(tuple(Path(k) for k in keys), bool(getattr(args, "allow_version_mismatch", False))))
