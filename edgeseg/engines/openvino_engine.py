@@ -13,6 +13,7 @@ returns views of our own buffers and keeps nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgeseg.cpu import native_bf16
@@ -83,10 +84,27 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
         model = ov.convert_model(str(graph))
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
         raise EngineError(f"OpenVINO cannot convert the graph ({first_line(e)})", graph) from None
+    add_model_info(model)
     # compress_to_fp16 would halve an fp32 model's weights on disk behind the precision's back
     ov.save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
     return {"files": list(MODEL_FILES), "options": options,
             "inference_precision": inference_precision(precision, options["device"])}
+
+
+def add_model_info(model) -> None:
+    """OpenVINO Model API's ``model_info`` in the IR, from the edgeseg metadata OpenVINO kept from the
+    ONNX graph: the model type, the labels, and that the normalisation is inside (frames go in as
+    uint8 at the model's size). Model API's SegmentationModel itself takes the one-output form that
+    ``export-serving --to model-api`` writes; DL Streamer and OVMS clients read the labels here."""
+    try:
+        classes = json.loads(str(model.get_rt_info(["framework", "edgeseg.classes"]).astype(str)))
+        spec = json.loads(str(model.get_rt_info(["framework", "edgeseg.input"]).astype(str)))
+    except Exception:  # a graph without edgeseg metadata: nothing to say
+        return
+    info = {"model_type": "Segmentation", "labels": " ".join(c["name"].replace(" ", "_") for c in classes),
+            "embedded_processing": "True", "orig_height": str(spec["height"]), "orig_width": str(spec["width"])}
+    for key, value in info.items():
+        model.set_rt_info(value, ["model_info", key])
 
 
 def rebuild(bundle: Bundle, out: Path) -> dict:

@@ -38,3 +38,18 @@ def test_model_api_gives_the_masks_edgeseg_run_gives(peers_python, bundle_factor
         agree += int(np.count_nonzero(theirs == mask))
         total += mask.size
     assert total > 0 and agree / total >= 0.999, f"{100 * agree / total:.3f} % of pixels agree"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_bundles_own_ir_carries_model_apis_model_info(bundle_factory, synth_data, precision):
+    import openvino as ov
+
+    bundle = bundle_factory("openvino", precision).path
+    model = ov.Core().read_model(str(bundle / "model.xml"))
+
+    def info(key: str) -> str:
+        return str(model.get_rt_info(["model_info", key]).astype(str))
+
+    names = [line.split(",")[1] for line in (synth_data / "classes.csv").read_text().split()[1:]]
+    assert info("model_type") == "Segmentation" and info("labels").split() == names
+    assert (info("orig_height"), info("orig_width")) == ("64", "64")
