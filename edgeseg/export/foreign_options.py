@@ -3,7 +3,7 @@ builds its help from these)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import ConfigError
@@ -38,7 +38,6 @@ class ImportOptions:
     confidence: bool = True
     data: str | None = None  # data set whose val frames measure parity (default: random frames)
     parity_frames: int = 16
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
