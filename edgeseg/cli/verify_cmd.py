@@ -30,7 +30,10 @@ def add_parser(sub) -> None:
                    help="escape rate the suggested rules keep within (default 0.05)")
     p.add_argument("--suggest-rules", type=Path, metavar="FILE",
                    help="write the rules file of the sweep's setting with the fewest false rejects within "
-                        "--max-escape-rate")
+                        "--max-escape-rate (with --per-class: the per-class rules)")
+    p.add_argument("--per-class", action="store_true",
+                   help="also search a limit per defect class (a region of the class larger than it fails), "
+                        "from the sweep's best setting, for fewer false rejects within --max-escape-rate")
     p.add_argument("--plot", type=Path, metavar="PNG", help="plot escapes against false rejects over the sweep")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON (for CI)")
     add_load_policy_flags(p)
@@ -86,7 +89,25 @@ def measure_bundle(args: argparse.Namespace) -> tuple[dict, bool]:
                                                        "reference_runtime": reference.runtime},
               "rules": {"file": str(args.rules) if args.rules else None, **rules.to_dict()},
               "parts": part_report(images, rules, names).to_dict(), "sweep": sweep(images, rules, names)}
+    if args.per_class:
+        report["per_class"] = _per_class(images, rules, names, report["sweep"], args.max_escape_rate)
     return report, passed
+
+
+def _per_class(images, rules, names: list[str], rows: list[dict], max_escape_rate: float) -> dict | None:
+    """The per-class search from the sweep's setting with the fewest false rejects (None: none fits)."""
+    from dataclasses import replace
+
+    from edgeseg.engines.part_accuracy import suggest
+    from edgeseg.engines.part_search import search
+
+    choice = suggest(rows, max_escape_rate)
+    if choice is None:
+        return None
+    base = replace(rules, min_region_area=choice["min_region_area"],
+                   confidence_threshold=choice["confidence_threshold"])
+    found = search(images, base, names, max_escape_rate)
+    return None if found is None else {"rules": found[0].to_dict(), **found[1]}
 
 
 def _write_suggestion(args: argparse.Namespace, report: dict, choice: dict | None) -> None:
@@ -100,6 +121,8 @@ def _write_suggestion(args: argparse.Namespace, report: dict, choice: dict | Non
     rules = {**report["rules"], "confidence_threshold": choice["confidence_threshold"],
              "min_region_area": choice["min_region_area"]}
     rules.pop("file")
+    if report.get("per_class"):  # per-class limits found within the rate: fewer false rejects still
+        choice, rules = report["per_class"], report["per_class"]["rules"]
     heading = (f"# suggested by edgeseg verify on {report['accuracy']['source']}: {choice['escapes']} escapes "
                f"({100 * choice['escape_rate']:.1f} %), {choice['false_rejects']} false rejects "
                f"({100 * choice['false_reject_rate']:.1f} %) of {report['parts']['parts']} parts\n")
@@ -117,6 +140,18 @@ def print_report(report: dict, max_escape_rate: float) -> None:
           f"{gate['reference_runtime']})")
     _print_parts(report["parts"], report["rules"])
     _print_sweep(report["sweep"], report["suggested"], max_escape_rate)
+    if "per_class" in report:
+        _print_per_class(report["per_class"], max_escape_rate)
+
+
+def _print_per_class(found: dict | None, max_escape_rate: float) -> None:
+    if found is None:
+        print(f"per-class limits: none keeps escapes within {100 * max_escape_rate:g} %")
+        return
+    limits = ", ".join(f"{r['class']} {r['max_region_area']}" for r in found["rules"]["rules"])
+    print(f"per-class limits (a region larger than this many frame pixels fails; 0: any): {limits}")
+    print(f"  {found['escapes']} escapes ({100 * found['escape_rate']:.1f} %), {found['false_rejects']} false "
+          f"rejects ({100 * found['false_reject_rate']:.1f} %) (--suggest-rules FILE writes them)")
 
 
 def _print_iou(accuracy: dict) -> None:

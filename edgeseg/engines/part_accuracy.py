@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edgeseg.runtime.regions import find_regions
+from edgeseg.runtime.regions import Region, find_regions
 from edgeseg.runtime.rules import InspectionRules
 
 SWEEP_AREAS = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # frame pixels
@@ -40,19 +40,24 @@ def part_images(names: list[str], native_truth: list[np.ndarray], masks: np.ndar
     return PartImages(names, [t.shape[:2] for t in native_truth], np.array(failed, bool), classes, masks, confidences)
 
 
-def predicted(images: PartImages, rules: InspectionRules, class_names: list[str]) -> tuple[np.ndarray, list[set[str]]]:
-    """Each image's predicted verdict (True: failed) and the defect classes found, under ``rules``."""
-    failed, classes = np.zeros(len(images.names), bool), []
+def predicted_regions(images: PartImages, rules: InspectionRules, class_names: list[str]) -> list[list[Region]]:
+    """The regions the station would find in each image under ``rules``' threshold and minimum area."""
+    found = []
     model_height, model_width = images.masks.shape[1:3]
     shown = np.empty((model_height, model_width), np.uint8)
     for i, (height, width) in enumerate(images.sizes):
         confidence = images.confidences[i] if images.confidences is not None else None
         rules.apply_threshold(images.masks[i], confidence, shown)
         scale = (width / model_width, height / model_height)
-        regions = find_regions(shown, class_names, confidence, rules.min_region_area, scale=scale)
-        failed[i] = not rules.judge(regions).passed
-        classes.append({r.class_name for r in regions})
-    return failed, classes
+        found.append(find_regions(shown, class_names, confidence, rules.min_region_area, scale=scale))
+    return found
+
+
+def predicted(images: PartImages, rules: InspectionRules, class_names: list[str]) -> tuple[np.ndarray, list[set[str]]]:
+    """Each image's predicted verdict (True: failed) and the defect classes found, under ``rules``."""
+    regions = predicted_regions(images, rules, class_names)
+    failed = np.array([not rules.judge(r).passed for r in regions], bool)
+    return failed, [{r.class_name for r in image} for image in regions]
 
 
 @dataclass

@@ -91,7 +91,30 @@ def test_verify_reports_parts_and_writes_suggested_rules_and_a_plot(bundle_facto
                                                                             chosen["confidence_threshold"])
     assert plot.read_bytes()[:4] == b"\x89PNG"
     text = subprocess.run([sys.executable, "-m", "edgeseg", "verify", str(bundle), "--data", str(synth_data),
-                           "--rules", str(suggested)], capture_output=True, text=True)
+                           "--rules", str(suggested), "--per-class", "--max-escape-rate", "1"],
+                          capture_output=True, text=True)
     assert text.returncode == 0, text.stderr
     assert f"parts judged by {suggested}" in text.stdout and "escapes" in text.stdout
     assert f"false rejects {chosen['false_rejects']:>4} of" in text.stdout  # the suggestion, measured again
+    assert "per-class limits (a region larger than this many frame pixels fails" in text.stdout
+
+
+def test_a_limit_per_class_passes_one_class_specks_and_still_catches_the_other():
+    """Blowhole specks on good parts and true cracks of the same size: no single minimum area
+    separates them, a limit per class does."""
+    from edgeseg.engines.part_search import search
+
+    truth = [_square(64, 10, 4, 1), _square(64, 30, 4, 1), np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint8)]
+    masks = np.stack([_square(32, 5, 2, 1), _square(32, 15, 2, 1), _square(32, 3, 2, 2), _square(32, 20, 2, 2)])
+    rules = InspectionRules(min_region_area=1)
+    images = part_images(["crack-a", "crack-b", "speck-a", "speck-b"], truth, masks, None, rules, NAMES)
+    rows = sweep(images, rules, NAMES, areas=(1, 17))
+    assert suggest(rows, 0.0)["false_rejects"] == 2  # one area for all: both specks fail the good parts
+    found = search(images, rules, NAMES, max_escape_rate=0.0)
+    assert found is not None
+    per_class, counts = found
+    limits = {r.target: r.max_region_area for r in per_class.rules}
+    assert limits["crack"] == 0 and limits["blowhole"] >= 16  # the specks are 16 part pixels
+    assert (counts["escapes"], counts["false_rejects"]) == (0, 0)
+    assert part_report(images, per_class, NAMES).false_rejects == []
+    assert InspectionRules.from_dict(per_class.to_dict(), NAMES).rules == per_class.rules  # a rules file holds it
