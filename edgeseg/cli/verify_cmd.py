@@ -41,11 +41,8 @@ def add_parser(sub) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from edgeseg.engines.part_accuracy import suggest
-
     report, passed = measure_bundle(args)
-    choice = suggest(report["sweep"], args.max_escape_rate)
-    report["suggested"] = choice
+    choice = report["suggested"]
     if args.plot:
         from edgeseg.engines.part_plot import plot_sweep
 
@@ -65,7 +62,7 @@ def measure_bundle(args: argparse.Namespace) -> tuple[dict, bool]:
     from edgeseg.engines import open_engine
     from edgeseg.engines.accuracy import ReferenceEngine, gate, measure, run_frames, run_frames_with_confidence
     from edgeseg.engines.bundle import Bundle
-    from edgeseg.engines.part_accuracy import part_images, part_report, sweep
+    from edgeseg.engines.part_accuracy import part_images, part_report, suggest, sweep
     from edgeseg.errors import DatasetError
     from edgeseg.runtime.rules import InspectionRules
 
@@ -89,19 +86,18 @@ def measure_bundle(args: argparse.Namespace) -> tuple[dict, bool]:
                                                        "reference_runtime": reference.runtime},
               "rules": {"file": str(args.rules) if args.rules else None, **rules.to_dict()},
               "parts": part_report(images, rules, names).to_dict(), "sweep": sweep(images, rules, names)}
+    report["suggested"] = suggest(report["sweep"], args.max_escape_rate)
     if args.per_class:
-        report["per_class"] = _per_class(images, rules, names, report["sweep"], args.max_escape_rate)
+        report["per_class"] = _per_class(images, rules, names, report["suggested"], args.max_escape_rate)
     return report, passed
 
 
-def _per_class(images, rules, names: list[str], rows: list[dict], max_escape_rate: float) -> dict | None:
-    """The per-class search from the sweep's setting with the fewest false rejects (None: none fits)."""
+def _per_class(images, rules, names: list[str], choice: dict | None, max_escape_rate: float) -> dict | None:
+    """The per-class search from the sweep's suggested setting (None: none fits)."""
     from dataclasses import replace
 
-    from edgeseg.engines.part_accuracy import suggest
     from edgeseg.engines.part_search import search
 
-    choice = suggest(rows, max_escape_rate)
     if choice is None:
         return None
     base = replace(rules, min_region_area=choice["min_region_area"],

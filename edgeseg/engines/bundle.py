@@ -52,10 +52,17 @@ def write_manifest(directory: Path, manifest: dict) -> dict:
 FORWARD_COMPATIBLE = ("openvino", "onnxruntime")
 
 
+def _differing(built: dict, here: dict) -> list[str]:
+    return [key for key in sorted(set(built) | set(here)) if built.get(key) != here.get(key)]
+
+
+def _difference(key: str, built: dict, here: dict) -> str:
+    return f"{key}: built with {built.get(key)!r}, here {here.get(key)!r}"
+
+
 def fingerprint_differences(built: dict, here: dict) -> list[str]:
     """Human-readable differences between the fingerprint a bundle was built with and this machine's."""
-    return [f"{key}: built with {built.get(key)!r}, here {here.get(key)!r}"
-            for key in sorted(set(built) | set(here)) if built.get(key) != here.get(key)]
+    return [_difference(key, built, here) for key in _differing(built, here)]
 
 
 def release(version: object) -> tuple[int, ...]:
@@ -161,9 +168,9 @@ class Bundle:
         release of the same major version of OpenVINO or ONNX Runtime, or, with ``allow_mismatch``,
         any difference."""
         built = self.manifest["fingerprint"]
-        forward = [f"{key}: built with {built[key]!r}, here {here[key]!r}" for key in sorted(set(built) & set(here))
-                   if built[key] != here[key] and loads_forward(key, built[key], here[key])]
-        refused = [d for d in fingerprint_differences(built, here) if d not in forward]
+        keys = _differing(built, here)
+        forward = [_difference(k, built, here) for k in keys if loads_forward(k, built.get(k), here.get(k))]
+        refused = [_difference(k, built, here) for k in keys if not loads_forward(k, built.get(k), here.get(k))]
         if refused and not allow_mismatch:
             raise BundleError(f"built for another {self.backend} setup ({'; '.join(refused)})", self.path,
                               f"rebuild it on this machine: {rebuild_here_command(self.path, self.manifest)}, "

@@ -69,7 +69,7 @@ def _client_module(protocol: str):
 
 
 def _unreachable(error: BaseException) -> bool:
-    if isinstance(error, OSError | ConnectionError | TimeoutError):
+    if isinstance(error, _Unreachable | OSError | ConnectionError | TimeoutError):
         return True
     text = str(error).lower()
     return any(word in text for word in ("unavailable", "connect", "refused", "reset", "timed out", "broken pipe",
@@ -114,8 +114,8 @@ class KServeEngine(InOrderRequests):
             try:
                 return call()
             except Exception as e:
-                if not (isinstance(e, _Unreachable) or _unreachable(e)):
-                    raise EngineError(f"the server at {self.target} refused the request ({first_line(e)})") from None
+                if not _unreachable(e):
+                    raise self._refused(e) from None
                 if time.monotonic() + delay > deadline:
                     raise EngineError(f"the server at {self.target} does not answer ({first_line(e)})",
                                       fix=f"start it, or check the address; tried for {self.retry_seconds:g} s") \
@@ -127,11 +127,17 @@ class KServeEngine(InOrderRequests):
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _refused(self, error: BaseException) -> EngineError:
+        return EngineError(f"the server at {self.target} refused the request ({first_line(error)})")
+
+    def _as_json(self) -> dict:
+        """How to ask for a dict: the gRPC client answers in protobuf messages unless told."""
+        return {"as_json": True} if self.target.protocol == "grpc" else {}
+
     def _check(self, bundle: Bundle) -> None:
         """The served model takes and gives what the bundle's manifest says."""
-        grpc = self.target.protocol == "grpc"
-        meta = self._retrying(lambda: self._client.get_model_metadata(
-            self.target.model, self.target.version, **({"as_json": True} if grpc else {})))
+        meta = self._retrying(lambda: self._client.get_model_metadata(self.target.model, self.target.version,
+                                                                      **self._as_json()))
         problem = metadata_mismatch(meta, self.spec)
         if problem:
             raise EngineError(f"{self.target} does not serve this bundle's model: {problem}", bundle.path,
@@ -145,9 +151,7 @@ class KServeEngine(InOrderRequests):
     def _manifest_checksum(self) -> str | None:
         """The manifest checksum in the served model's config (Triton); None where it has none."""
         try:
-            grpc = self.target.protocol == "grpc"
-            config = self._client.get_model_config(self.target.model, self.target.version,
-                                                   **({"as_json": True} if grpc else {}))
+            config = self._client.get_model_config(self.target.model, self.target.version, **self._as_json())
         except Exception:  # OpenVINO Model Server does not give model configs
             return None
         parameters = config.get("config", config).get("parameters", {})
@@ -168,9 +172,14 @@ class KServeEngine(InOrderRequests):
             self._client = self._connect()
         return self._client
 
-    def _send(self, request: int):
+    def _loaded(self, request: int) -> tuple[list, list]:
+        """The request's inputs, holding its input buffer's frame, and its outputs."""
         inputs, outputs = self._io[request]
         inputs[0].set_data_from_numpy(self.inputs[request])
+        return inputs, outputs
+
+    def _send(self, request: int):
+        inputs, outputs = self._loaded(request)
         return self._here().infer(self.target.model, inputs, model_version=self.target.version, outputs=outputs)
 
     def _fill(self, request: int, result) -> None:
@@ -183,8 +192,7 @@ class KServeEngine(InOrderRequests):
         self._fill(request, self._retrying(lambda: self._send(request)))
 
     def _start(self, request: int) -> None:
-        inputs, outputs = self._io[request]
-        inputs[0].set_data_from_numpy(self.inputs[request])
+        inputs, outputs = self._loaded(request)
         model, version = self.target.model, self.target.version
         try:
             if self.target.protocol == "http":
@@ -197,7 +205,7 @@ class KServeEngine(InOrderRequests):
                 self._pending[request] = done
         except Exception as e:
             if not _unreachable(e):
-                raise EngineError(f"the server at {self.target} refused the request ({first_line(e)})") from None
+                raise self._refused(e) from None
             self._pending[request] = None  # sent again, with retries, when it is collected
 
     def _wait(self, request: int) -> None:
@@ -212,8 +220,8 @@ class KServeEngine(InOrderRequests):
             else:
                 result = pending.get_result()
         except Exception as e:
-            if not (isinstance(e, _Unreachable) or _unreachable(e)):
-                raise EngineError(f"the server at {self.target} refused the request ({first_line(e)})") from None
+            if not _unreachable(e):
+                raise self._refused(e) from None
             result = self._retrying(lambda: self._send(request))
         self._fill(request, result)
 

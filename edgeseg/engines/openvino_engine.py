@@ -84,11 +84,16 @@ def build(graph: Path, out: Path, precision: str, options: dict, input_spec: dic
         model = ov.convert_model(str(graph))
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
         raise EngineError(f"OpenVINO cannot convert the graph ({first_line(e)})", graph) from None
-    add_model_info(model)
-    # compress_to_fp16 would halve an fp32 model's weights on disk behind the precision's back
-    ov.save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
+    _save(model, out)
     return {"files": list(MODEL_FILES), "options": options,
             "inference_precision": inference_precision(precision, options["device"])}
+
+
+def _save(model, out: Path) -> None:
+    """The bundle's IR, with Model API's model_info, as compile and compile --from write it."""
+    add_model_info(model)
+    # compress_to_fp16 would halve an fp32 model's weights on disk behind the precision's back
+    _ov().save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
 
 
 def add_model_info(model) -> None:
@@ -121,7 +126,7 @@ def rebuild(bundle: Bundle, out: Path) -> dict:
     except Exception as e:  # OpenVINO raises its own exception types for unreadable graphs
         raise EngineError(f"OpenVINO {version()} cannot read the bundle's graph ({first_line(e)})", bundle.path,
                           "rebuild it from the exported ONNX graph with edgeseg compile") from None
-    ov.save_model(model, str(out / MODEL_FILES[0]), compress_to_fp16=False)
+    _save(model, out)
     info = bundle.manifest["engine"]
     return {**info, "files": list(MODEL_FILES),
             "inference_precision": inference_precision(precision, info["options"]["device"])}

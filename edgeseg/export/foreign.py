@@ -78,21 +78,27 @@ def declared_input(model: onnx.ModelProto, opts: ImportOptions) -> tuple[int, in
     return channels, (opts.height if dynamic else height), (opts.width if dynamic else width), dynamic
 
 
-def probe(model: onnx.ModelProto, opts: ImportOptions, channels: int, height: int, width: int) -> list[int]:
-    """The foreign graph's output shape on one frame at the declared size (ONNX Runtime)."""
-    import onnxruntime as ort
-
+def probe(model: onnx.ModelProto, opts: ImportOptions, channels: int, height: int,
+          width: int) -> tuple[list[int], object]:
+    """The foreign graph's output shape on one frame at the declared size, and the ONNX Runtime
+    session that ran it (the parity runs the graph again in it)."""
     image = image_input(model)
     if image.type.tensor_type.elem_type != TensorProto.FLOAT:
         _fail("the input is not float32", opts.foreign, "export the foreign graph with a float32 input")
     shape = [1, channels, height, width] if opts.layout == "nchw" else [1, height, width, channels]
     try:
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = _session(model)
         out = session.run([model.graph.output[0].name], {image.name: np.zeros(shape, np.float32)})[0]
     except Exception as e:
         _fail(f"the graph does not run at {width}x{height} ({first_line(e)})", opts.foreign,
               "check --layout, --channel-order and --size")
-    return list(out.shape)
+    return list(out.shape), session
+
+
+def _session(model: onnx.ModelProto):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def check_classes(logits_shape: list[int], opts: ImportOptions, table: ClassTable) -> None:
@@ -105,7 +111,7 @@ def check_classes(logits_shape: list[int], opts: ImportOptions, table: ClassTabl
     if len(logits_shape) != 4:
         _fail(f"logits are N x K x H x W (or N x H x W x K), not {logits_shape}", opts.foreign,
               "give --head argmax for an output of class ids")
-    k = logits_shape[1] if (opts.output_layout or opts.layout) == "nchw" else logits_shape[3]
+    k = logits_shape[1] if opts.logits_layout == "nchw" else logits_shape[3]
     if opts.head == "sigmoid" and (k != 1 or n != 2):
         _fail(f"--head sigmoid takes one output channel for two classes; the graph gives {k} for the table's {n}",
               opts.foreign)
@@ -129,20 +135,19 @@ def parity_frames(opts: ImportOptions, channels: int, height: int, width: int) -
     return noise, "random frames (give --data DIR to measure on real ones)"
 
 
-def foreign_masks(model: onnx.ModelProto, opts: ImportOptions, frames: np.ndarray,
+def foreign_masks(model: onnx.ModelProto, session, opts: ImportOptions, frames: np.ndarray,
                   normalize: tuple[float, list[float], list[float]]) -> np.ndarray:
-    """What the foreign graph says, computed outside the wrapper: frames normalised in NumPy, its
-    logits brought to the frame's size with OpenCV (bilinear, as the wrapper), argmax."""
+    """What the foreign graph says (run in ``session``), computed outside the wrapper: frames
+    normalised in NumPy, its logits brought to the frame's size with OpenCV (bilinear, as the
+    wrapper), argmax."""
     import cv2
-    import onnxruntime as ort
 
     scale, mean, std = normalize
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name, (height, width) = image_input(model).name, frames.shape[1:3]
     masks = []
     for frame in frames:
         x = frame.astype(np.float32)
-        if x.shape[-1] == 3 and (opts.input_order or opts.channel_order) != opts.channel_order:
+        if opts.swaps_channels:
             x = x[..., ::-1]
         x = (x * scale - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
         x = x.transpose(2, 0, 1)[None] if opts.layout == "nchw" else x[None]
@@ -155,7 +160,7 @@ def _argmax_at(opts: ImportOptions, out: np.ndarray, height: int, width: int, cv
     if opts.head == "argmax":
         ids = out.reshape(out.shape[-2:] if out.ndim == 2 or out.shape[0] == 1 else out.shape[:2]).astype(np.float32)
         return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.uint8)
-    hwc = out.transpose(1, 2, 0) if (opts.output_layout or opts.layout) == "nchw" else out
+    hwc = out.transpose(1, 2, 0) if opts.logits_layout == "nchw" else out
     hwc = cv2.resize(np.ascontiguousarray(hwc), (width, height), interpolation=cv2.INTER_LINEAR)
     if hwc.ndim == 2:
         hwc = hwc[..., None]
@@ -163,9 +168,7 @@ def _argmax_at(opts: ImportOptions, out: np.ndarray, height: int, width: int, cv
 
 
 def _run_wrapped(wrapped: onnx.ModelProto, frames: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(wrapped.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = _session(wrapped)
     return np.stack([session.run([MASK_NAME], {INPUT_NAME: frame[None]})[0][0] for frame in frames])
 
 
@@ -181,7 +184,7 @@ def import_foreign(opts: ImportOptions) -> ImportResult:
     table = ClassTable.read_csv(Path(opts.classes))
     channels, height, width, dynamic = declared_input(model, opts)
     normalize = normalization(opts, channels)
-    logits_shape = probe(model, opts, channels, height, width)
+    logits_shape, session = probe(model, opts, channels, height, width)
     check_classes(logits_shape, opts, table)
     wrapped = wrap(model, opts, channels, height, width, dynamic, logits_shape, normalize)
     names = [o.name for o in wrapped.graph.output]
@@ -194,7 +197,7 @@ def import_foreign(opts: ImportOptions) -> ImportResult:
     except Exception as e:
         _fail(f"the wrapped graph is not valid ONNX ({first_line(e)})", source, "please report it with the graph")
     frames, where = parity_frames(opts, channels, height, width)
-    agreement = float(np.mean(_run_wrapped(wrapped, frames) == foreign_masks(model, opts, frames, normalize)))
+    agreement = float(np.mean(_run_wrapped(wrapped, frames) == foreign_masks(model, session, opts, frames, normalize)))
     output = Path(opts.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.partial")

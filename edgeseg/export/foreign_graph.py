@@ -34,7 +34,7 @@ def _preprocess(opts: ImportOptions, channels: int, scale: float, mean: list[flo
     nodes = [helper.make_node("Cast", [INPUT_NAME], ["pre/float"], to=TensorProto.FLOAT)]
     consts = []
     x = "pre/float"
-    if channels == 3 and (opts.input_order or opts.channel_order) != opts.channel_order:
+    if opts.swaps_channels:  # then both orders are colour ones: three channels
         consts.append(numpy_helper.from_array(np.array([2, 1, 0], np.int64), "pre/swap"))
         nodes.append(helper.make_node("Gather", [x, "pre/swap"], ["pre/ordered"], axis=3))
         x = "pre/ordered"
@@ -69,7 +69,7 @@ def _reduce_max(x: str, out: str, opset: int) -> list:
 def _channels_last(opts: ImportOptions, shape: list[int]) -> bool:
     if opts.head == "argmax":
         return len(shape) == 4 and shape[3] == 1 and shape[1] != 1  # N x H x W x 1
-    return (opts.output_layout or opts.layout) == "nhwc"
+    return opts.logits_layout == "nhwc"
 
 
 def logits_size(opts: ImportOptions, shape: list[int]) -> tuple[int, int]:
@@ -174,13 +174,13 @@ def metadata(model: onnx.ModelProto, opts: ImportOptions, table: ClassTable, cha
         "edgeseg.version": edgeseg.__version__,
         "edgeseg.classes": table.to_list(),
         "edgeseg.input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "shape": dims + [channels],
-                          "channels": channels, "color_order": opts.input_order or opts.channel_order,
+                          "channels": channels, "color_order": opts.frames_order,
                           "height": height, "width": width, "resize": "stretch-linear", "dynamic": dynamic,
                           "bit_depth": 16},
         "edgeseg.outputs": outputs,
         "edgeseg.model": {"arch": "foreign", "stride": 1, "metrics": None,
                           "normalization": {"scale": scale, "mean": mean, "std": std},
                           "imported": {"file": Path(opts.foreign).name, "sha256": source_sha256,
-                                       "layout": opts.layout, "output_layout": opts.output_layout or opts.layout,
+                                       "layout": opts.layout, "output_layout": opts.logits_layout,
                                        "channel_order": opts.channel_order, "head": opts.head}},
     }

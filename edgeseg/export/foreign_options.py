@@ -39,6 +39,20 @@ class ImportOptions:
     data: str | None = None  # data set whose val frames measure parity (default: random frames)
     parity_frames: int = 16
 
+    @property
+    def logits_layout(self) -> str:
+        return self.output_layout or self.layout
+
+    @property
+    def frames_order(self) -> str:
+        """The camera frames' channel order."""
+        return self.input_order or self.channel_order
+
+    @property
+    def swaps_channels(self) -> bool:
+        """Whether the wrapper reverses the channels (the camera's colour order is not the graph's)."""
+        return self.frames_order != self.channel_order
+
 
 @dataclass
 class ImportResult:
@@ -54,13 +68,13 @@ class ImportResult:
 
 
 def check_choices(opts: ImportOptions) -> None:
-    for value, choices, flag in ((opts.layout, LAYOUTS, "--layout"), (opts.output_layout or opts.layout, LAYOUTS,
-                                 "--output-layout"), (opts.head, HEADS, "--head"),
+    for value, choices, flag in ((opts.layout, LAYOUTS, "--layout"), (opts.logits_layout, LAYOUTS, "--output-layout"),
+                                 (opts.head, HEADS, "--head"),
                                  (opts.channel_order, ("rgb", "bgr", "gray"), "--channel-order"),
-                                 (opts.input_order or opts.channel_order, ("rgb", "bgr", "gray"), "--input-order")):
+                                 (opts.frames_order, ("rgb", "bgr", "gray"), "--input-order")):
         if value not in choices:
             raise ConfigError(f"{flag} takes {', '.join(choices)}, not '{value}'")
-    if (opts.channel_order == "gray") != ((opts.input_order or opts.channel_order) == "gray"):
+    if (opts.channel_order == "gray") != (opts.frames_order == "gray"):
         raise ConfigError("a grayscale graph takes grayscale frames, a colour one colour frames",
                           fix="give --input-order gray with --channel-order gray, else rgb or bgr")
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from edgeseg.engines.base import require_module
 from edgeseg.engines.bundle import MANIFEST, Bundle
+from edgeseg.engines.kserve_engine import MANIFEST_PARAMETER  # in config.pbtxt: the remote engine checks it
 from edgeseg.engines.tensorrt_engine import PLAN_FILE
 from edgeseg.errors import ConfigError
 
 SERVERS = ("triton", "ovms", "model-api")
 MANIFEST_COPY = "edgeseg-manifest.json"
-MANIFEST_PARAMETER = "edgeseg_manifest_sha256"  # in config.pbtxt: the remote engine checks it
 _TRITON_BACKEND = {"onnxruntime": ("backend", "onnxruntime"), "openvino": ("backend", "openvino"),
                    "tensorrt": ("platform", "tensorrt_plan")}
 
@@ -48,13 +48,9 @@ def model_name(bundle: Bundle, given: str | None) -> str:
     return name
 
 
-def _model_files(bundle: Bundle) -> list[str]:
-    return list(bundle.manifest["engine"]["files"])
-
-
 def _copy_model(bundle: Bundle, version_dir: Path) -> None:
     version_dir.mkdir(parents=True, exist_ok=True)
-    for name in _model_files(bundle):
+    for name in bundle.manifest["engine"]["files"]:
         shutil.copyfile(bundle.file(name), version_dir / name)
 
 
@@ -110,15 +106,21 @@ def write_ovms(bundle: Bundle, name: str, repo: Path, opts: ServingOptions) -> N
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
+def _openvino_properties(bundle: Bundle) -> dict:
+    """The OpenVINO settings a bundle was built with, as OpenVINO names them (both servers take them)."""
+    options = bundle.manifest["engine"]["options"]
+    properties: dict = {"PERFORMANCE_HINT": options.get("hint", "latency").upper()}
+    if options.get("threads"):
+        properties["INFERENCE_NUM_THREADS"] = int(options["threads"])
+    if options.get("streams"):
+        properties["NUM_STREAMS"] = str(options["streams"])
+    return properties
+
+
 def ovms_entry(bundle: Bundle, name: str, opts: ServingOptions) -> dict:
     info = bundle.manifest["engine"]
+    plugin = {**_openvino_properties(bundle), "INFERENCE_PRECISION_HINT": info["inference_precision"]}
     options = info["options"]
-    plugin = {"PERFORMANCE_HINT": options.get("hint", "latency").upper(),
-              "INFERENCE_PRECISION_HINT": info["inference_precision"]}
-    if options.get("threads"):
-        plugin["INFERENCE_NUM_THREADS"] = int(options["threads"])
-    if options.get("streams"):
-        plugin["NUM_STREAMS"] = str(options["streams"])
     entry = {"name": name, "base_path": name, "target_device": options.get("device", "CPU"),
              "plugin_config": plugin}
     if bundle.manifest["input"].get("dynamic"):
@@ -156,13 +158,7 @@ def triton_config(bundle: Bundle, name: str, opts: ServingOptions):
 def _triton_parameters(bundle: Bundle) -> dict[str, str]:
     parameters = {MANIFEST_PARAMETER: bundle.manifest["manifest_sha256"]}
     if bundle.backend == "openvino":
-        info = bundle.manifest["engine"]
-        options = info["options"]
-        parameters["PERFORMANCE_HINT"] = options.get("hint", "latency").upper()
-        if options.get("threads"):
-            parameters["INFERENCE_NUM_THREADS"] = str(options["threads"])
-        if options.get("streams"):
-            parameters["NUM_STREAMS"] = str(options["streams"])
-        if info.get("inference_precision") == "bf16":
+        parameters.update({key: str(value) for key, value in _openvino_properties(bundle).items()})
+        if bundle.manifest["engine"].get("inference_precision") == "bf16":
             parameters["HINT_BF16"] = "YES"
     return parameters
