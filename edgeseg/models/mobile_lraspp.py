@@ -5,6 +5,11 @@ The head predicts at 1/8 resolution from a 1/16 context branch and a 1/8 detail 
 upsamples bilinearly: the lightest model here, with coarser edges than the U-Net. With
 ``fine_detail`` a third linear classifier on the 1/4 features refines the sum at 1/4 resolution,
 for thin cracks and small pits (a 1x1 convolution: 17 parameters per class).
+
+Three options make the 1/16 stage, which holds about half of a training step's time on a CPU,
+cheaper: ``kernel`` for its depthwise convolutions (3 instead of MobileNetV3's 5),
+``last_stage_width`` for the expansion of its last three blocks, and ``squeeze_excite: false``
+(docs/measurements/training.md has the step times and what they did to accuracy).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgeseg.errors import ConfigError
 from edgeseg.models.layers import ConvBNAct, share_class_prior
 
 
@@ -63,18 +69,37 @@ _SMALL = [
 ]
 _DETAIL_INDEX = 2  # output of this block is at stride 8
 _FINE_INDEX = 0  # and of this one at stride 4
+_LAST_STAGE = range(8, 11)  # the blocks that expand to 288 and 576 channels
+
+
+def _stage_table(kernel: int, last_stage_width: float, squeeze_excite: bool) -> list[tuple]:
+    """The block table with the 1/16 stage's options applied (defaults: MobileNetV3-Small)."""
+    if kernel not in (3, 5):
+        raise ConfigError(f"mobile-lraspp's kernel must be 3 or 5, not {kernel}", fix="set arch_kwargs.kernel: 3 or 5")
+    if not 0 < last_stage_width <= 1:
+        raise ConfigError(f"mobile-lraspp's last_stage_width must be above 0 and at most 1, not {last_stage_width}",
+                          fix="set arch_kwargs.last_stage_width to a share such as 0.67")
+    table = []
+    for i, (k, expand, cout, se, act, stride) in enumerate(_SMALL):
+        if i > _DETAIL_INDEX:
+            k = kernel
+        if i in _LAST_STAGE:
+            expand = max(cout, 8 * round(expand * last_stage_width / 8))
+        table.append((k, expand, cout, se and squeeze_excite, act, stride))
+    return table
 
 
 class MobileLRASPP(nn.Module):
     STRIDE = 16
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1, head_channels: int = 128,
-                 fine_detail: bool = False):
+                 fine_detail: bool = False, kernel: int = 5, last_stage_width: float = 1.0,
+                 squeeze_excite: bool = True):
         super().__init__()
         self.stem = ConvBNAct(in_channels, 16, 3, 2, act=nn.Hardswish)
         blocks, cin = [], 16
-        for kernel, expand, cout, se, act, stride in _SMALL:
-            blocks.append(InvertedResidual(cin, expand, cout, kernel, stride, se, act))
+        for k, expand, cout, se, act, stride in _stage_table(kernel, last_stage_width, squeeze_excite):
+            blocks.append(InvertedResidual(cin, expand, cout, k, stride, se, act))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         detail_channels = _SMALL[_DETAIL_INDEX][2]

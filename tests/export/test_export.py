@@ -108,17 +108,20 @@ def test_static_batch_export_measures_parity_per_frame(trained_run, tmp_path):
     assert result.parity.images == 3 and result.parity.pixel_agreement >= 0.999
 
 
-def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path):
+@pytest.mark.parametrize("arch_kwargs", [{"fine_detail": True},
+                                         {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67,
+                                          "squeeze_excite": False}], ids=["small", "lean"])
+def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path, arch_kwargs):
     """The mobile-lraspp graph (three classifiers summed at two resolutions) through the whole
     export: trained briefly, calibrated, exported, and checked against PyTorch on real images."""
     from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
 
     run = train(TrainConfig(data=str(synth_data), out=str(tmp_path / "run"), arch="mobile-lraspp",
-                            arch_kwargs={"fine_detail": True}, input_size=64, epochs=1, batch_size=8, seed=2),
+                            arch_kwargs=arch_kwargs, input_size=64, epochs=1, batch_size=8, seed=2),
                 show_progress=False)
     state = load_checkpoint(run.best_checkpoint)
-    assert state["meta"]["arch_kwargs"] == {"fine_detail": True}
+    assert state["meta"]["arch_kwargs"] == arch_kwargs
     assert "classify_fine.weight" in state["model"]
     result = export_onnx(ExportOptions(checkpoint=str(run.best_checkpoint), output=str(tmp_path / "m.onnx"),
                                        parity_images=4), show_progress=False)

@@ -6,9 +6,10 @@ from edgeseg.errors import ConfigError
 from edgeseg.models import ARCHITECTURES, build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 
+LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_excite": False}
 # every architecture, plus the options that change its graph
 VARIANTS = [(name, {}) for name in ARCHITECTURES] + [
-    ("mobile-lraspp", {"fine_detail": True}), ("unet", {"residual": True}),
+    ("mobile-lraspp", {"fine_detail": True}), ("mobile-lraspp", LEAN), ("unet", {"residual": True}),
     ("unet-lite", {"residual": True, "coarse_classifier": True})]
 VARIANT_IDS = [name + "".join(f"-{k}" for k in kwargs) for name, kwargs in VARIANTS]
 
@@ -35,6 +36,31 @@ def test_unet_lite_is_the_unet_without_its_full_resolution_level():
     assert count_parameters(lite) == count_parameters(unet)
     assert count_gflops(lite, 1, 512) == pytest.approx(count_gflops(unet, 1, 512) / 4, rel=0.01)
     assert ARCHITECTURES["unet-lite"].stride == 2 * ARCHITECTURES["unet"].stride
+
+
+def test_lean_options_change_only_the_one_sixteenth_stage():
+    """3x3 depthwise kernels after the 1/8 blocks, two thirds of the last three expansions, no
+    squeeze-excite anywhere; the blocks before the 1/16 stage stay MobileNetV3-Small's."""
+    from edgeseg.models.mobile_lraspp import SqueezeExcite
+
+    small, lean = build_model("mobile-lraspp", 1, 6, fine_detail=True), build_model("mobile-lraspp", 1, 6, **LEAN)
+
+    def depthwise(model):
+        return [next(c for c in b.modules() if isinstance(c, torch.nn.Conv2d) and c.groups > 1) for b in model.blocks]
+
+    assert [c.kernel_size[0] for c in depthwise(small)] == [3] * 3 + [5] * 8
+    assert [c.kernel_size[0] for c in depthwise(lean)] == [3] * 11
+    assert [c.out_channels for c in depthwise(lean)][8:] == [192, 384, 384]
+    assert [c.out_channels for c in depthwise(lean)][:8] == [c.out_channels for c in depthwise(small)][:8]
+    assert not any(isinstance(m, SqueezeExcite) for m in lean.modules())
+    assert any(isinstance(m, SqueezeExcite) for m in small.modules())
+    assert count_gflops(lean, 1, 256) < 0.8 * count_gflops(small, 1, 256)
+
+
+@pytest.mark.parametrize("option, value", [("kernel", 7), ("last_stage_width", 0.0), ("last_stage_width", 1.5)])
+def test_lean_option_values_out_of_range_are_a_clear_error(option, value):
+    with pytest.raises(ConfigError, match=option):
+        build_model("mobile-lraspp", 1, 2, **{option: value})
 
 
 def test_gflops_counts_a_known_convolution():

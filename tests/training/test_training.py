@@ -9,7 +9,7 @@ import torch
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import iou_report
-from edgeseg.models import get_architecture
+from edgeseg.models import build_model, get_architecture
 from edgeseg.training import trainer
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
@@ -197,6 +197,7 @@ def test_benchmark_configs_are_valid(config):
     cfg.data = "x"
     cfg.validate()
     get_architecture(cfg.arch).check_options(cfg.arch_kwargs)
+    build_model(cfg.arch, 1, 2, **cfg.arch_kwargs)  # and the values it gives them
     assert cfg.max_minutes is not None and cfg.max_minutes < 30  # the benchmark's target is 30 minutes
 
 
