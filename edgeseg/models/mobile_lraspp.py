@@ -9,7 +9,8 @@ for thin cracks and small pits (a 1x1 convolution: 17 parameters per class).
 Three options make the 1/16 stage, which holds about half of a training step's time on a CPU,
 cheaper: ``kernel`` for its depthwise convolutions (3 instead of MobileNetV3's 5),
 ``last_stage_width`` for the expansion of its last three blocks, and ``squeeze_excite: false``
-(no gate in any block; all but the first block's are in that stage) (docs/measurements/training.md has the step times and what they did to accuracy).
+(no gate in any block; all but the first block's are in that stage). docs/measurements/training.md
+has the step times and what they did to accuracy.
 """
 
 from __future__ import annotations

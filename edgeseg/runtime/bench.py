@@ -4,6 +4,7 @@ per second and peak memory, as JSON and a PNG a person reads at a glance."""
 
 from __future__ import annotations
 
+import math
 import platform
 import resource
 import time
@@ -77,17 +78,19 @@ def _measure(session: InspectionSession, opts: BenchOptions, label: str, show_pr
     loop.run(max_frames=opts.warmup)
     loop.times.reset()
     first = loop.frames
-    deadline = None if opts.duration is None else time.perf_counter() + opts.duration
-    with progress(total=None if deadline else opts.iterations, desc=label, unit="frame", disable=not show_progress,
+    timed = opts.duration is not None
+    with progress(total=None if timed else opts.iterations, desc=label, unit="frame", disable=not show_progress,
                   leave=False) as bar:
+        started = time.perf_counter()
+        deadline = started + opts.duration if opts.duration is not None else math.inf  # counted from the run's start
+
         def tick() -> None:
             bar.update(1)
-            if deadline is not None and time.perf_counter() >= deadline:
+            if time.perf_counter() >= deadline:
                 loop.stop()
 
         loop.on_frame = tick
-        started = time.perf_counter()
-        loop.run(max_frames=None if deadline else first + opts.iterations)  # one run: requests stay in flight
+        loop.run(max_frames=None if timed else first + opts.iterations)  # one run: requests stay in flight
         seconds = time.perf_counter() - started
         loop.on_frame = None
     frames = loop.frames - first

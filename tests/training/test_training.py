@@ -104,6 +104,15 @@ def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_
     assert (trained_run.best_checkpoint.parent / "iou.png").stat().st_size > 1000
 
 
+def test_plots_are_written_with_a_palette_of_a_few_dozen_colours(trained_run):
+    """Plots are tracked beside the results: quantized, each a third of a full-colour PNG."""
+    from PIL import Image
+
+    with Image.open(trained_run.best_checkpoint.parent / "iou.png") as plot:
+        assert plot.mode == "P" and plot.size[0] > 1000
+        assert len(plot.getcolors()) <= 64
+
+
 def test_training_learns_the_synthetic_defects(synth_data, tmp_path):
     cfg = TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=6, batch_size=8,
                       arch_kwargs={"base": 8}, seed=0, lr=5e-3)
