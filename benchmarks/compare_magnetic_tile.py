@@ -230,7 +230,9 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from edgeseg.training.plots import save_small_png
+
+    save_small_png(fig, path)
     plt.close(fig)
 
 

@@ -319,7 +319,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from edgeseg.training.plots import save_small_png
+
+    save_small_png(fig, path)
     plt.close(fig)
 
 

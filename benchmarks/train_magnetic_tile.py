@@ -31,7 +31,7 @@ from edgeseg.metrics import iou_report
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
-from edgeseg.training.trainer import cpu_has_bf16, evaluate, train
+from edgeseg.training.trainer import bf16_autocast, evaluate, train
 
 
 def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
@@ -70,7 +70,7 @@ def main() -> None:
     fp32, calibration = fp32_report(result.best_checkpoint, cfg.data)
     summary = {
         "date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
-        "bf16_autocast": cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16()),
+        "bf16_autocast": bf16_autocast(cfg),
         "config": args.config, "epochs_run": len(result.history), "wall_minutes_total": round(wall / 60, 2),
         "wall_minutes_training": round(result.history[-1]["elapsed_s"] / 60, 2),
         "wall_minutes_training_and_calibration": round(result.wall_seconds / 60, 2),

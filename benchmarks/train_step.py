@@ -24,7 +24,7 @@ from edgeseg.models import build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.losses import SegmentationLoss
-from edgeseg.training.trainer import cpu_has_bf16
+from edgeseg.training.trainer import bf16_autocast, optimizer_step
 
 CLASSES = 6  # magnetic-tile's
 
@@ -41,16 +41,11 @@ class Stepper:
         side = cfg.input_size
         self.x = torch.randn(cfg.batch_size, channels, side, side).contiguous(memory_format=torch.channels_last)
         self.y = torch.randint(0, CLASSES, (cfg.batch_size, side, side))
-        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+        self.bf16 = bf16_autocast(cfg)
 
     def step(self) -> float:
         started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model(self.x)
-        loss = self.loss(logits, self.y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        optimizer_step(self.model, self.loss, self.optimizer, self.x, self.y, self.bf16)
         return time.perf_counter() - started
 
 

@@ -59,6 +59,23 @@ class TrainResult:
 cpu_has_bf16 = native_bf16  # the name the benchmarks and tests know
 
 
+def bf16_autocast(cfg: TrainConfig) -> bool:
+    """Whether the config's forward passes run under bf16 autocast on this CPU."""
+    return cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+
+
+def optimizer_step(model: torch.nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
+                   x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """One training step on a batch: forward (channels-last), loss, backward, optimiser; the loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+    loss = criterion(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def _seed_everything(seed: int) -> None:
     """Python's and torch's generators (dropout); the batches draw from (seed, epoch) themselves."""
     random.seed(seed)
@@ -260,7 +277,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
     # The moving average (made above, of the model itself) smooths the step-to-step swings of
     # small-batch training on rare classes; it averages the BatchNorm statistics too, so the
     # averaged model is evaluated and kept as is.
-    use_bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+    use_bf16 = bf16_autocast(cfg)
     return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16,
                 _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks)
 
@@ -297,12 +314,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     for x, y in bar:
         if halved:
             x, y = half_size(x, y)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=run.use_bf16):
-            logits = run.model(x.contiguous(memory_format=torch.channels_last))
-        loss = run.criterion(logits, y)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+        loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16)
         run.scheduler.step()
         if run.ema is not None:
             run.ema.update_parameters(unwrapped(run.model))
