@@ -82,7 +82,7 @@ def onnxruntime_loop(model: Path, size: int, mean: list, std: list):
         x = (x - mean) / std
         logits = session.run(None, {"x": x[None, None]})[0]
         mask = np.argmax(logits, axis=1)[0].astype(np.uint8)
-        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST_EXACT)
 
     return run
 
@@ -103,7 +103,7 @@ def pytorch_loop(checkpoint: Path, size: int):
         with torch.no_grad():
             logits = model(torch.from_numpy(x[None, None]))
         mask = logits.argmax(1)[0].numpy().astype(np.uint8)
-        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST_EXACT)
 
     return run
 

@@ -112,7 +112,7 @@ def handwritten_loop(model: Path, size: int, mean: list, std: list, f32: bool):
         x = (x - mean) / std
         logits = compiled(x[None, None])[0]
         mask = np.argmax(logits, axis=1)[0].astype(np.uint8)
-        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(mask, (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST_EXACT)
 
     return run, {"hint": str(compiled.get_property("PERFORMANCE_HINT")),
                  "inference_precision": str(compiled.get_property("INFERENCE_PRECISION_HINT"))}

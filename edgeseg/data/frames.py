@@ -13,6 +13,11 @@ from edgeseg.data.imageio import IMAGE_SUFFIXES, read_image, read_mask
 from edgeseg.data.layout import DatasetLayout
 from edgeseg.errors import DatasetError
 
+# Mask ids are scaled centre to centre, as cv2's linear resize maps the image: INTER_NEAREST maps
+# from pixel corners and shifts labels by up to a pixel, which costs small defects much of their
+# IoU (docs/measurements/training.md).
+MASK_RESIZE = cv2.INTER_NEAREST_EXACT
+
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +25,7 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, width: int, height: int | N
     with a whole frame: linear for the image, nearest for the mask so labels never blend."""
     size = (width, height or width)
     return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
+            cv2.resize(mask, size, interpolation=MASK_RESIZE))
 
 
 @dataclass

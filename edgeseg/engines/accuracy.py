@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeseg.data.frames import FrameSet
+from edgeseg.data.frames import MASK_RESIZE, FrameSet
 from edgeseg.engines.base import Engine, InOrderRequests, IOSpec
 from edgeseg.errors import EngineError
 from edgeseg.metrics import confusion_matrix, iou_report
@@ -139,7 +139,7 @@ def frame_size_confusion(masks: np.ndarray, native_truth: list[np.ndarray], clas
     runtime scales them) against the ground truth at that size."""
     confusion = np.zeros((classes, classes), np.int64)
     for mask, truth in zip(masks, native_truth, strict=True):
-        scaled = cv2.resize(mask, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_NEAREST)
+        scaled = cv2.resize(mask, (truth.shape[1], truth.shape[0]), interpolation=MASK_RESIZE)
         confusion += confusion_matrix(scaled, truth, classes)
     return confusion
 

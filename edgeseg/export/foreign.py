@@ -159,7 +159,7 @@ def foreign_masks(model: onnx.ModelProto, session, opts: ImportOptions, frames: 
 def _argmax_at(opts: ImportOptions, out: np.ndarray, height: int, width: int, cv2) -> np.ndarray:
     if opts.head == "argmax":
         ids = out.reshape(out.shape[-2:] if out.ndim == 2 or out.shape[0] == 1 else out.shape[:2]).astype(np.float32)
-        return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+        return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST_EXACT).astype(np.uint8)
     hwc = out.transpose(1, 2, 0) if opts.logits_layout == "nchw" else out
     hwc = cv2.resize(np.ascontiguousarray(hwc), (width, height), interpolation=cv2.INTER_LINEAR)
     if hwc.ndim == 2:

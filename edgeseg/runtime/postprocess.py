@@ -1,5 +1,5 @@
 """Engine outputs into inspection results at frame size: the confidence threshold applied at
-model size, the mask upscaled (nearest, so labels never blend) or stitched from tiles into a
+model size, the mask upscaled (nearest, centre to centre, so labels never blend) or stitched from tiles into a
 preallocated frame-size buffer, then regions and a verdict. A frame with no defect pixel skips
 the region search.
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgeseg.data.frames import MASK_RESIZE
 from edgeseg.engines.base import Engine
 from edgeseg.runtime.regions import Region, RegionScratch, find_regions
 from edgeseg.runtime.rules import InspectionRules, Verdict
@@ -64,7 +65,7 @@ class Postprocessor:
         """The frame's class mask at frame size; in resize mode upscaled on first use per frame
         (a run that writes only JSON lines never needs it)."""
         if self.tiles is None and not self._upscaled:
-            cv2.resize(self._masks[self._request], self.size, dst=self.mask, interpolation=cv2.INTER_NEAREST)
+            cv2.resize(self._masks[self._request], self.size, dst=self.mask, interpolation=MASK_RESIZE)
             self._upscaled = True
         return self.mask
 

@@ -45,6 +45,9 @@ class TrainConfig(BaseModel):
     max_class_weight: float = 10.0
     oversample: float = 0.3  # repeat-factor threshold: images with rarer classes are seen more (0: off)
     defect_free_fraction: float = 1.0  # share of defect-free images drawn each epoch
+    # draw photos in proportion to their pixel count, as scores at each photo's own size weigh
+    # them (no change where every photo has one size)
+    sample_by_area: bool = False
     bf16: str = "auto"  # autocast to bfloat16 on CPUs with AMX or AVX-512 BF16: auto | on | off
     seed: int = 0
     # no epoch starts that is expected to end past this wall time, with the calibration after it

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from edgeseg.data import DatasetLayout, Sample
+from edgeseg.data.frames import MASK_RESIZE
 from edgeseg.data.imageio import data_bit_depth, read_image, read_mask, to_uint8
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
@@ -48,7 +49,7 @@ def _shrink(image: np.ndarray, mask: np.ndarray, limit: int) -> tuple[np.ndarray
     f = limit / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
     return (cv2.resize(image, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT))
+            cv2.resize(mask, size, interpolation=MASK_RESIZE))
 
 
 def load_split(layout: DatasetLayout, split: str, channels: int, size: int | tuple[int, int], train: bool,
@@ -131,6 +132,13 @@ def repeat_factors(present: np.ndarray, threshold: float, background_only: float
     return factors
 
 
+def area_factors(images: list[np.ndarray]) -> np.ndarray:
+    """Each image's pixel count over the split's mean: a station scores masks at the photo's own
+    size, where a large photo counts for more pixels than a small one."""
+    areas = np.array([image.shape[0] * image.shape[1] for image in images], np.float64)
+    return areas / areas.mean()
+
+
 def epoch_indices(factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One epoch's sample order: each image floor(r) times plus once more with probability frac(r)."""
     whole = np.floor(factors).astype(int)
@@ -210,4 +218,4 @@ class TrainBatches:
 
 
 __all__ = ["TrainBatches", "load_split", "infer_channels", "class_statistics",
-           "class_weights", "log_class_prior", "repeat_factors", "channel_stats", "to_tensor_batch"]
+           "class_weights", "log_class_prior", "repeat_factors", "area_factors", "channel_stats", "to_tensor_batch"]

@@ -29,6 +29,7 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, 
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (
     TrainBatches,
+    area_factors,
     channel_stats,
     class_statistics,
     class_weights,
@@ -216,6 +217,8 @@ def _load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
     mean, std = channel_stats(train_images, channels)
     pixels, present = class_statistics(train_masks, layout.classes.num_classes)
     factors = repeat_factors(present, cfg.oversample, cfg.defect_free_fraction)
+    if cfg.sample_by_area:  # photos over twice the input side count at the size they were loaded
+        factors = factors * area_factors(train_images)
     batches = TrainBatches(train_images, train_masks, size, cfg.batch_size, factors, cfg.augment, mean, std,
                            cfg.crop_size)
     return _Data(train_images, train_masks, val_images, val_masks, mean, std, pixels, batches, depth, size)

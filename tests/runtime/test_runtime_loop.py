@@ -73,7 +73,9 @@ def test_a_run_writes_every_frame_with_masks_that_match_the_engine(bundle_factor
                {"capture_wait", "preprocess", "infer", "postprocess"} for line in lines)
     with open_engine(bundle) as engine:
         for i, frame in enumerate(frames):
-            expected = cv2.resize(_engine_mask(engine, frame), (FRAME_W, FRAME_H), interpolation=cv2.INTER_NEAREST)
+            # scaled centre to centre (INTER_NEAREST would shift labels by up to a pixel)
+            expected = cv2.resize(_engine_mask(engine, frame), (FRAME_W, FRAME_H),
+                                  interpolation=cv2.INTER_NEAREST_EXACT)
             written = cv2.imread(str(tmp_path / "masks" / f"{i:08d}.png"), cv2.IMREAD_UNCHANGED)
             np.testing.assert_array_equal(written, expected)
             assert (lines[i]["verdict"] == "fail") == bool(expected.any())  # default rule: any defect fails
@@ -177,7 +179,7 @@ def test_regions_found_at_model_size_match_those_of_the_upscaled_mask():
     small[40:44, 40:42] = 2
     cv2.circle(small, (50, 15), 6, 3, -1)
     names = ["bg", "a", "b", "c"]
-    big = cv2.resize(small, (160, 128), interpolation=cv2.INTER_NEAREST)
+    big = cv2.resize(small, (160, 128), interpolation=cv2.INTER_NEAREST_EXACT)
     at_size = find_regions(big, names)
     scaled = find_regions(small, names, scale=(2.5, 2.0))
     assert [r.class_id for r in scaled] == [r.class_id for r in at_size]

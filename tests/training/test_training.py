@@ -13,7 +13,7 @@ from edgeseg.models import build_model, get_architecture
 from edgeseg.training import trainer
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.dataset import class_weights, epoch_indices, load_split, repeat_factors
+from edgeseg.training.dataset import area_factors, class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import SegmentationLoss, dice_loss
 from edgeseg.training.trainer import evaluate, half_size, train
 
@@ -26,6 +26,39 @@ def test_rare_classes_get_more_weight_and_more_draws():
     assert factors[3] > factors[1] > 1.0 and factors[0] == 0.5
     counts = np.bincount(epoch_indices(factors, np.random.default_rng(0)), minlength=len(factors))
     assert counts[3] >= counts[1] >= 1
+
+
+def test_sampling_by_area_draws_a_photo_as_often_as_its_pixels_count():
+    images = [np.zeros((200, 300), np.uint8), np.zeros((400, 300), np.uint8), np.zeros((200, 150), np.uint8)]
+    factors = area_factors(images)
+    np.testing.assert_allclose(factors, [6, 12, 3] / np.float64(7))
+    np.testing.assert_allclose(area_factors([np.zeros((64, 48), np.uint8)] * 3), 1.0)  # one size: no change
+    rng = np.random.default_rng(0)
+    counts = sum(np.bincount(epoch_indices(factors, rng), minlength=3) for _ in range(300))
+    assert 1.8 < counts[1] / counts[0] < 2.2 and 1.8 < counts[0] / counts[2] < 2.2
+
+
+def test_the_trainer_draws_larger_photos_more_only_when_asked(synth_data, tmp_path):
+    import shutil
+
+    import cv2
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_data, root)
+    train_stems = (root / "train.txt").read_text().split()
+    for folder in ("images", "masks"):
+        for stem in train_stems[::2]:  # every other train photo twice the side: four times the pixels
+            path = next((root / folder).glob(stem + ".*"))
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(path), cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST_EXACT))
+    layout = DatasetLayout.open(root)
+    by_area = {flag: trainer._load_data(TrainConfig(data=str(root), out=str(tmp_path), input_size=128, oversample=0,
+                                                    sample_by_area=flag), layout, 1).batches.factors
+               for flag in (False, True)}
+    np.testing.assert_array_equal(by_area[False], 1.0)
+    pixels = np.array([cv2.imread(str(s.image), cv2.IMREAD_UNCHANGED).size for s in layout.samples("train")])
+    assert pixels.max() > 3 * pixels.min()
+    np.testing.assert_allclose(by_area[True], pixels / pixels.mean())
 
 
 def test_dice_is_zero_for_a_perfect_prediction_and_ignores_unlabelled():
