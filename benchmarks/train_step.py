@@ -42,10 +42,11 @@ class Stepper:
         self.x = torch.randn(cfg.batch_size, channels, side, side).contiguous(memory_format=torch.channels_last)
         self.y = torch.randint(0, CLASSES, (cfg.batch_size, side, side))
         self.bf16 = bf16_autocast(cfg)
+        self.loss_downscale = cfg.loss_downscale
 
     def step(self) -> float:
         started = time.perf_counter()
-        optimizer_step(self.model, self.loss, self.optimizer, self.x, self.y, self.bf16)
+        optimizer_step(self.model, self.loss, self.optimizer, self.x, self.y, self.bf16, self.loss_downscale)
         return time.perf_counter() - started
 
 

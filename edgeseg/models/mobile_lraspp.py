@@ -124,8 +124,10 @@ class MobileLRASPP(nn.Module):
         with torch.no_grad():
             self.classify_detail.bias.add_(offsets.to(self.classify_detail.bias.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
+    def forward(self, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Class scores at the input's size, or at ``output_size`` (training's loss at a lower
+        resolution)."""
+        size = output_size or x.shape[-2:]
         x = self.stem(x)
         detail = fine = x
         for i, block in enumerate(self.blocks):

@@ -84,8 +84,10 @@ class CompactUNet(nn.Module):
         with torch.no_grad():
             self.head.bias.add_(offsets.to(self.head.bias.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
+    def forward(self, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Class scores at the input's size, or at ``output_size`` (training's loss at a lower
+        resolution; bilinear either way)."""
+        size = output_size or x.shape[-2:]
         skips = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
@@ -98,7 +100,7 @@ class CompactUNet(nn.Module):
         x = self.head(x)
         if coarse is not None:
             x = x + F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        if self.STEM_STRIDE == 1:
+        if self.STEM_STRIDE == 1 and output_size is None:
             return x
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 

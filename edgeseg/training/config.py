@@ -39,6 +39,9 @@ class TrainConfig(BaseModel):
     ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
     warmup_epochs: float = 1.0
     loss: str = "ce+dice"
+    # the loss on class scores at 1/n of the input's side, against each class's share of every
+    # n x n block of the mask: the last upsampling and the loss cost 1/n^2 (1: at full size)
+    loss_downscale: int = 1
     # fuse the loss into a few loops with torch.compile (uncompiled where no C++ compiler is found)
     compile_loss: bool = True
     class_weights: str = "sqrt"  # from pixel frequency in the train split
@@ -131,6 +134,13 @@ class TrainConfig(BaseModel):
             hint = {"half_size_share": ": use 0 to train at full size throughout, 0.5 for the first half of the run"}
             raise ValueError(f"{info.field_name} must be in [0, 1), not {value}{hint.get(info.field_name, '')}")
         return value
+
+    @field_validator("loss_downscale")
+    @classmethod
+    def _loss_downscale(cls, n: int) -> int:
+        if n not in (1, 2, 4):
+            raise ValueError(f"loss_downscale must be 1, 2 or 4, not {n}: 1 scores the loss at full size")
+        return n
 
     @field_validator("calibration_strength")
     @classmethod

@@ -48,6 +48,38 @@ def _loss_terms(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     return loss
 
 
+def _soft_loss_terms(logits: torch.Tensor, shares: torch.Tensor, weights: torch.Tensor, use_ce: bool,
+                     use_dice: bool, smooth: float = 1.0) -> torch.Tensor:
+    """The same terms against soft labels ``shares`` (N, h, w, C): each class's share of the
+    labelled pixels a logit stands for (all zero where none is labelled). One-hot shares give
+    ``_loss_terms``'s value."""
+    num_classes = logits.shape[1]
+    log_probs = logits.permute(0, 2, 3, 1).float().log_softmax(-1)
+    loss = torch.zeros((), dtype=torch.float32, device=logits.device)
+    if use_ce:
+        weighted = shares * weights
+        loss = loss - (log_probs * weighted).sum() / weighted.sum().clamp_min(1e-6)
+    if use_dice:
+        flat = shares.reshape(-1, num_classes)
+        probs = log_probs.exp().reshape(-1, num_classes)
+        intersection = (probs * flat).sum(0)
+        target_pixels = flat.sum(0)
+        predicted = (probs * flat.sum(1, keepdim=True)).sum(0)  # over labelled pixels only
+        dice = (2 * intersection + smooth) / (predicted + target_pixels + smooth)
+        present = (target_pixels > 0).float()
+        loss = loss + ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
+    return loss
+
+
+def label_shares(target: torch.Tensor, num_classes: int, factor: int) -> torch.Tensor:
+    """(N, H/f, W/f, C): each class's share of every f x f block of ``target`` (ignored pixels
+    count for no class), the labels of a logit computed at 1/f of the side."""
+    valid = target != IGNORE_ID
+    labels = torch.where(valid, target, 0).clamp(max=num_classes - 1).long()
+    one_hot = torch.nn.functional.one_hot(labels, num_classes).float() * valid.unsqueeze(-1)
+    return torch.nn.functional.avg_pool2d(one_hot.permute(0, 3, 1, 2), factor).permute(0, 2, 3, 1)
+
+
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """1 - mean soft dice over the classes present in the batch's target (0 if none is)."""
     return _loss_terms(logits, target, logits.new_ones(logits.shape[1]), False, True, smooth)
@@ -63,8 +95,8 @@ def can_compile() -> bool:
 
 
 @functools.cache
-def _compiled():
-    return torch.compile(_loss_terms)
+def _compiled(soft: bool = False):
+    return torch.compile(_soft_loss_terms if soft else _loss_terms)
 
 
 class SegmentationLoss(torch.nn.Module):
@@ -79,6 +111,16 @@ class SegmentationLoss(torch.nn.Module):
             log.warning("no C++ compiler (%s): the loss runs uncompiled", _cxx())
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``logits`` at the target's size, or at 1/f of its side (f an integer): then against the
+        share of each class in every f x f block of the target."""
         weights = self.class_weights if self.class_weights is not None else logits.new_ones(logits.shape[1])
-        terms = _compiled() if self.compiled else _loss_terms
-        return terms(logits, target, weights.float(), self.use_ce, self.use_dice)
+        factor = target.shape[-1] // logits.shape[-1]
+        if factor == 1:
+            terms = _compiled() if self.compiled else _loss_terms
+            return terms(logits, target, weights.float(), self.use_ce, self.use_dice)
+        if tuple(logits.shape[-2:]) != (target.shape[-2] // factor, target.shape[-1] // factor):
+            raise ValueError(f"logits {tuple(logits.shape[-2:])} are not the target {tuple(target.shape[-2:])} "
+                             f"at 1/{factor} of its side")
+        shares = label_shares(target, logits.shape[1], factor)
+        terms = _compiled(True) if self.compiled else _soft_loss_terms
+        return terms(logits, shares, weights.float(), self.use_ce, self.use_dice)

@@ -66,10 +66,12 @@ def bf16_autocast(cfg: TrainConfig) -> bool:
 
 
 def optimizer_step(model: torch.nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
-                   x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """One training step on a batch: forward (channels-last), loss, backward, optimiser; the loss."""
+                   x: torch.Tensor, y: torch.Tensor, bf16: bool, loss_downscale: int = 1) -> torch.Tensor:
+    """One training step on a batch: forward (channels-last; class scores at 1/``loss_downscale``
+    of the side), loss, backward, optimiser; the loss."""
+    output_size = (x.shape[-2] // loss_downscale, x.shape[-1] // loss_downscale) if loss_downscale > 1 else None
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(x.contiguous(memory_format=torch.channels_last))
+        logits = model(x.contiguous(memory_format=torch.channels_last), output_size=output_size)
     loss = criterion(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -317,7 +319,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     for x, y in bar:
         if halved:
             x, y = half_size(x, y)
-        loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16)
+        loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16, run.cfg.loss_downscale)
         run.scheduler.step()
         if run.ema is not None:
             run.ema.update_parameters(unwrapped(run.model))

@@ -21,7 +21,8 @@ def test_output_is_per_pixel_logits_at_input_size(name, kwargs, channels):
     for h, w in [(64, 64), (96, 128)]:
         with torch.no_grad():
             out = model(torch.zeros(2, channels, h, w))
-        assert out.shape == (2, 5, h, w)
+            smaller = model(torch.zeros(2, channels, h, w), output_size=(h // 4, w // 4))  # training's loss
+        assert out.shape == (2, 5, h, w) and smaller.shape == (2, 5, h // 4, w // 4)
 
 
 def test_lraspp_is_lighter_than_unet():

@@ -125,6 +125,36 @@ def test_the_compiled_loss_gives_the_same_loss_and_gradients():
     torch.testing.assert_close(fused.grad, eager.grad, rtol=1e-4, atol=1e-7)
 
 
+def _blocks(tensor: torch.Tensor, factor: int) -> torch.Tensor:
+    return tensor.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+
+
+def test_the_loss_at_half_the_side_scores_each_block_by_its_class_shares():
+    logits, target = _random_batch(2)  # a random class per pixel: blocks of mixed labels
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    full_target = _blocks(target, 2)
+    full_target[0, 0, 0] = 255  # one block partly unlabelled
+    # the cross-entropy of scores that are constant over each block is the same computed either way
+    at_half = SegmentationLoss("ce", weights)(logits, full_target)
+    assert at_half.item() == pytest.approx(SegmentationLoss("ce", weights)(_blocks(logits, 2), full_target).item(),
+                                           rel=1e-5)
+    with pytest.raises(ValueError, match="not the target"):
+        SegmentationLoss("ce", weights)(logits[..., :4], full_target)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_blocks_of_one_label_score_as_that_label_at_the_lower_resolution(compiled):
+    logits, target = _random_batch(3)
+    weights = torch.tensor([1.0, 2.0, 3.0, 1.5, 2.5])
+    low, high = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    expected = SegmentationLoss("ce+dice", weights)(low, target)
+    loss = SegmentationLoss("ce+dice", weights, compiled=compiled)(high, _blocks(target, 4))
+    expected.backward()
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(high.grad, low.grad, rtol=1e-4, atol=1e-7)
+
+
 def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_run):
     state = load_checkpoint(trained_run.best_checkpoint)
     meta = state["meta"]
@@ -217,12 +247,31 @@ def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synt
     assert seen and set(seen) == {((32, 32), (32, 32))}
 
 
+def test_training_with_the_loss_at_a_quarter_of_the_side_learns_and_keeps_full_size_masks(
+        synth_data, tmp_path, monkeypatch):
+    seen = []
+    original = trainer.optimizer_step
+
+    def recording_step(model, criterion, optimizer, x, y, bf16, loss_downscale=1):
+        seen.append(loss_downscale)
+        return original(model, criterion, optimizer, x, y, bf16, loss_downscale)
+
+    monkeypatch.setattr(trainer, "optimizer_step", recording_step)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), arch="mobile-lraspp", input_size=64, epochs=4,
+                               batch_size=8, seed=5, lr=5e-3, loss_downscale=4, calibrate=False), show_progress=False)
+    assert seen and set(seen) == {4}
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    model = model_from_checkpoint(load_checkpoint(result.best_checkpoint))
+    assert model(torch.zeros(1, 1, 64, 64)).shape == (1, 5, 64, 64)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
     ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "half_size_share"),
     ({"compile_loss": "no"}, "compile_loss must be true or false"), ({"calibrate": 1}, "calibrate must be"),
     ({"input_width": 96}, "input_width and input_height go together"), ({"input_height": 90}, "multiple of 32"),
     ({"input_width": 64, "input_height": 96, "crop_size": 96}, "crop size 96 must be"),
+    ({"loss_downscale": 3}, "loss_downscale must be 1, 2 or 4"),
 ])
 def test_bad_settings_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
