@@ -75,6 +75,14 @@ def write_run_json(out: Path, argv: list[str] | None = None) -> None:
     (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
+def write_results(out: Path, result: dict, table_text: str) -> None:
+    """A benchmark's folder: run.json, results.json and table.md (also printed)."""
+    write_run_json(out)
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "table.md").write_text(table_text)
+    print(table_text)
+
+
 def benchmark_app(model_xml: Path, precision: str, hint: str, seconds: int, nireq: int | None = None) -> str:
     """What OpenVINO's ``benchmark_app`` prints for one run on the CPU."""
     tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")

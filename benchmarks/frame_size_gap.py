@@ -15,13 +15,12 @@ Two measurements on a split (magnetic-tile val by default):
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_run_json
+from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_results
 from edgeseg.data.frames import resize_pair
 from edgeseg.data.layout import DatasetLayout
 from edgeseg.metrics import confusion_matrix, iou_report
@@ -127,10 +126,7 @@ def main() -> None:
         result["model"] = model_scores(layout, args.split, Path(args.checkpoint), args.large)
     out = Path(args.out or result_folder("frame-size", model_of(Path(args.checkpoint)) if scored else "truth",
                                          result.get("checkpoint", "")))
-    write_run_json(out)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(table(result))
-    print(table(result))
+    write_results(out, result, table(result))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ to the first config's; no data loading, no evaluation (an epoch adds both).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from common import cpu_name, result_folder, write_run_json
+from common import cpu_name, result_folder, write_results
 from edgeseg.models import build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 from edgeseg.training.config import TrainConfig
@@ -94,10 +93,7 @@ def main() -> None:
     steppers = {path: Stepper(cfg) for path, cfg in cfgs.items()}
     result = report(args.config, steppers, measure(steppers, args.rounds, args.steps))
     out = Path(args.out or result_folder("train-step", cfgs[args.config[0]].arch))
-    write_run_json(out)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    (out / "table.md").write_text(table(result))
-    print(table(result))
+    write_results(out, result, table(result))
 
 
 if __name__ == "__main__":
