@@ -79,6 +79,11 @@ def optimizer_step(model: torch.nn.Module, criterion: Callable, optimizer: torch
     return loss
 
 
+def history_text(history: list[dict]) -> str:
+    """history.json: one epoch per line (compact, since the benchmarks keep it beside their results)."""
+    return "[\n" + ",\n".join(json.dumps(epoch, separators=(",", ":")) for epoch in history) + "\n]\n"
+
+
 def _seed_everything(seed: int) -> None:
     """Python's and torch's generators (dropout); the batches draw from (seed, epoch) themselves."""
     random.seed(seed)
@@ -361,7 +366,7 @@ def _save(run: _Run, epoch: int, report: dict) -> bool:
         "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1,
         "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed,
         "torch_rng": torch.get_rng_state()})
-    (run.out / "history.json").write_text(json.dumps(run.history, indent=1))
+    (run.out / "history.json").write_text(history_text(run.history))
     return improved
 
 

@@ -162,8 +162,10 @@ def test_training_writes_a_safe_checkpoint_with_everything_export_needs(trained_
     assert [c["name"] for c in meta["classes"]][:2] == ["background", "pit"]
     assert len(meta["normalization"]["mean"]) == 1 and meta["metrics"]["miou"] >= 0
     assert model_from_checkpoint(state)(torch.zeros(1, 1, 64, 64)).shape == (1, 5, 64, 64)
-    history = json.loads((trained_run.best_checkpoint.parent / "history.json").read_text())
+    text = (trained_run.best_checkpoint.parent / "history.json").read_text()
+    history = json.loads(text)
     assert [h["epoch"] for h in history] == [1, 2]
+    assert len(text.splitlines()) == len(history) + 2  # one epoch per line: kept beside results
     assert (trained_run.best_checkpoint.parent / "iou.png").stat().st_size > 1000
 
 
