@@ -20,13 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_results
-from edgeseg.data.frames import resize_pair
+from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, run_main, write_results
+from edgeseg.data.frames import MASK_RESIZE, resize_pair
 from edgeseg.data.layout import DatasetLayout
 from edgeseg.metrics import confusion_matrix, iou_report
 from edgeseg.training.dataset import load_sample
 
-SCALINGS = {"centre_to_centre": cv2.INTER_NEAREST_EXACT, "corner_to_corner": cv2.INTER_NEAREST}
+SCALINGS = {"centre_to_centre": MASK_RESIZE, "corner_to_corner": cv2.INTER_NEAREST}
 
 
 def _scaled(mask: np.ndarray, truth: np.ndarray, flag: int) -> np.ndarray:
@@ -45,25 +45,14 @@ def ceiling(layout: DatasetLayout, split: str, width: int, height: int) -> dict[
     return {name: iou_report(c, names) for name, c in confusions.items()}
 
 
-def _predict(model, meta: dict, image: np.ndarray) -> np.ndarray:
-    import torch
-
-    from edgeseg.training.dataset import to_tensor_batch
-
-    spec, norm = meta["input"], meta["normalization"]
-    small = cv2.resize(image, (spec["width"], spec["height"]), interpolation=cv2.INTER_LINEAR)
-    x, _ = to_tensor_batch([small], [np.zeros(small.shape[:2], np.uint8)], norm["mean"], norm["std"])
-    with torch.no_grad():
-        return model(x.contiguous(memory_format=torch.channels_last)).argmax(1)[0].to(torch.uint8).numpy()
-
-
 def model_scores(layout: DatasetLayout, split: str, checkpoint: Path, large: int) -> dict[str, dict]:
     """The checkpoint's masks scored at model size (plain and area-weighted) and at frame size."""
     from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from edgeseg.training.evaluation import predict_mask
 
     state = load_checkpoint(checkpoint)
     meta, model = state["meta"], model_from_checkpoint(state)
-    spec, n = meta["input"], layout.classes.num_classes
+    spec, norm, n = meta["input"], meta["normalization"], layout.classes.num_classes
     keys = ["model_size", "model_size_area_weighted", *(f"frame_size_{k}" for k in SCALINGS),
             "large_photos_model_size", "large_photos_frame_size", "other_photos_model_size",
             "other_photos_frame_size"]
@@ -71,7 +60,7 @@ def model_scores(layout: DatasetLayout, split: str, checkpoint: Path, large: int
     for sample in layout.samples(split):
         image, truth = load_sample(sample, layout, spec["channels"], spec.get("bit_depth", 16))
         _, small_truth = resize_pair(image, truth, spec["width"], spec["height"])
-        pred = _predict(model, meta, image)
+        pred = predict_mask(model, image, spec["height"], spec["width"], norm["mean"], norm["std"])
         at_model = confusion_matrix(pred, small_truth, n)
         at_frame = {k: confusion_matrix(_scaled(pred, truth, flag), truth, n) for k, flag in SCALINGS.items()}
         confusions["model_size"] += at_model
@@ -130,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

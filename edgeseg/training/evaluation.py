@@ -38,11 +38,17 @@ def evaluate_frame_size(model, layout: DatasetLayout, split: str, spec: dict, me
     runtime does) and scored against the mask as labelled. ``spec``: the checkpoint's input."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    height, width = spec["height"], spec["width"]
     for sample in layout.samples(split):
         image, mask = load_sample(sample, layout, spec["channels"], spec.get("bit_depth", 16))
-        small = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-        x, _ = to_tensor_batch([small], [np.zeros((height, width), np.uint8)], mean, std)
-        pred = model(x.contiguous(memory_format=torch.channels_last)).argmax(1).to(torch.uint8).numpy()
-        confusion += frame_size_confusion(pred, [mask], num_classes)  # scaled back as verify and the gate do
+        pred = predict_mask(model, image, spec["height"], spec["width"], mean, std)
+        confusion += frame_size_confusion(pred[None], [mask], num_classes)  # scaled back as verify and the gate do
     return confusion
+
+
+@torch.no_grad()
+def predict_mask(model, image: np.ndarray, height: int, width: int, mean, std) -> np.ndarray:
+    """The model's class ids (height, width) for one image stretched to its input (linear, as the
+    runtime stretches a frame); the model in eval mode."""
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    x, _ = to_tensor_batch([small], [np.zeros((height, width), np.uint8)], mean, std)
+    return model(x.contiguous(memory_format=torch.channels_last)).argmax(1)[0].to(torch.uint8).numpy()
