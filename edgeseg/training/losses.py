@@ -40,12 +40,18 @@ def _loss_terms(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
         intersection = zeros.scatter_add(0, flat_labels, (label_log_prob.exp() * counted).reshape(-1))
         target_pixels = zeros.scatter_add(0, flat_labels, counted.reshape(-1))
         predicted = (log_probs.exp() * counted.unsqueeze(-1)).reshape(-1, num_classes).sum(0)
-        dice = (2 * intersection + smooth) / (predicted + target_pixels + smooth)
-        # Classes absent from the target are left out: their dice can only be raised by predicting
-        # nothing, which on rare-defect data pushes the model to predict background everywhere.
-        present = (target_pixels > 0).float()
-        loss = loss + ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
+        loss = loss + _dice_term(intersection, predicted, target_pixels, smooth)
     return loss
+
+
+def _dice_term(intersection: torch.Tensor, predicted: torch.Tensor, target_pixels: torch.Tensor,
+               smooth: float) -> torch.Tensor:
+    """1 - the mean soft dice over the classes present in the target, from per-class sums."""
+    dice = (2 * intersection + smooth) / (predicted + target_pixels + smooth)
+    # Classes absent from the target are left out: their dice can only be raised by predicting
+    # nothing, which on rare-defect data pushes the model to predict background everywhere.
+    present = (target_pixels > 0).float()
+    return ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
 
 
 def _soft_loss_terms(logits: torch.Tensor, shares: torch.Tensor, weights: torch.Tensor, use_ce: bool,
@@ -62,12 +68,8 @@ def _soft_loss_terms(logits: torch.Tensor, shares: torch.Tensor, weights: torch.
     if use_dice:
         flat = shares.reshape(-1, num_classes)
         probs = log_probs.exp().reshape(-1, num_classes)
-        intersection = (probs * flat).sum(0)
-        target_pixels = flat.sum(0)
         predicted = (probs * flat.sum(1, keepdim=True)).sum(0)  # over labelled pixels only
-        dice = (2 * intersection + smooth) / (predicted + target_pixels + smooth)
-        present = (target_pixels > 0).float()
-        loss = loss + ((1 - dice) * present).sum() / present.sum().clamp_min(1.0)
+        loss = loss + _dice_term((probs * flat).sum(0), predicted, flat.sum(0), smooth)
     return loss
 
 
