@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -73,6 +74,18 @@ def write_run_json(out: Path, argv: list[str] | None = None) -> None:
     record = {"commit": git_commit(), "date": date.today().isoformat(), "machine": machine, "command": command}
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a benchmark's main: a missing or unreadable input (data, checkpoint, config) ends it
+    with edgeseg's one-line error and exit status 2, not a traceback."""
+    from edgeseg.errors import EdgesegError
+
+    try:
+        main()
+    except EdgesegError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def write_results(out: Path, result: dict, table_text: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import cpu_name, result_folder, write_results
+from common import cpu_name, result_folder, run_main, write_results
 from edgeseg.models import build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 from edgeseg.training.config import TrainConfig
@@ -97,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
