@@ -1,7 +1,7 @@
 """Engine outputs into inspection results at frame size: the confidence threshold applied at
 model size, the mask upscaled (nearest, centre to centre, so labels never blend) or stitched
-from tiles into a preallocated frame-size buffer, then regions and a verdict. A frame with no defect pixel skips
-the region search.
+from tiles into a preallocated frame-size buffer, then regions and a verdict. A frame with no
+defect pixel skips the region search.
 
 In resize mode the regions are found on the model-size mask and scaled to frame pixels: the
 upscaled mask holds no finer detail, and the search costs 1/20 of one on a 1280x1024 mask.
