@@ -67,10 +67,21 @@ def git_commit() -> str:
     return run.stdout.strip() or "unknown"
 
 
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU's name, as nvidia-smi gives it (None where there is none)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    query = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                           text=True, check=False)
+    return query.stdout.strip().splitlines()[0] if query.returncode == 0 and query.stdout.strip() else None
+
+
 def write_run_json(out: Path, argv: list[str] | None = None) -> None:
     """``out/run.json``: which commit ran which command on which machine, and when."""
     command = " ".join([".venv/bin/python", *(argv if argv is not None else sys.argv)])
-    machine = {"cpu": cpu_name(), "kind": machine_tag(), "cores": len(os.sched_getaffinity(0))}
+    gpu = gpu_name()
+    machine = {"cpu": cpu_name(), "kind": machine_tag(), "cores": len(os.sched_getaffinity(0)),
+               **({"gpu": gpu} if gpu else {})}
     record = {"commit": git_commit(), "date": date.today().isoformat(), "machine": machine, "command": command}
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import torch
 
-from common import DEFAULT_DATA, HERE, cpu_name, result_folder, write_run_json
+from common import DEFAULT_DATA, HERE, cpu_name, gpu_name, result_folder, run_main, write_run_json
 from edgeseg.data import DatasetLayout
 from edgeseg.metrics import iou_report
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
+from edgeseg.training.devices import training_device
 from edgeseg.training.trainer import bf16_autocast, evaluate, train
 
 
@@ -63,6 +64,7 @@ def main() -> None:
     args.out = args.out or str(result_folder("train", cfg.arch, variant))
     write_run_json(Path(args.out))
     cfg.data, cfg.out = args.data, str(Path(args.out) / "run")
+    device = training_device(cfg.device)
     started = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - started
@@ -70,7 +72,8 @@ def main() -> None:
     fp32, calibration = fp32_report(result.best_checkpoint, cfg.data)
     summary = {
         "date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
-        "bf16_autocast": bf16_autocast(cfg),
+        "device": str(device), **({"gpu": gpu_name()} if device.type == "cuda" else {}),
+        "bf16_autocast": bf16_autocast(cfg, device),
         "config": args.config, "epochs_run": len(result.history), "wall_minutes_total": round(wall / 60, 2),
         "wall_minutes_training": round(result.history[-1]["elapsed_s"] / 60, 2),
         "wall_minutes_training_and_calibration": round(result.wall_seconds / 60, 2),
@@ -97,4 +100,4 @@ def frame_size_targets(frame: dict | None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

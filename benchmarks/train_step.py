@@ -1,12 +1,13 @@
 """Benchmark: the time of one training step (forward, loss, backward, AdamW) of each config's
-model on this CPU, the configs interleaved round by round so that a noisy machine slows them alike.
+model on this CPU (or a GPU: ``--device cuda``), the configs interleaved round by round so that a
+noisy machine slows them alike.
 
 Random images and labels at each config's input size and batch, channels-last, under bf16
-autocast where the config asks for it (``auto``: where the CPU has native bf16), the loss as
+autocast where the config asks for it (``auto``: where the device has native bf16), the loss as
 training computes it (fused where a C++ compiler is found). Reports the median step and its ratio
 to the first config's; no data loading, no evaluation (an epoch adds both).
 
-    .venv/bin/python benchmarks/train_step.py --config A.yaml B.yaml [--rounds 10] [--steps 3]
+    .venv/bin/python benchmarks/train_step.py --config A.yaml B.yaml [--rounds 10] [--steps 3] [--device cuda]
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import torch
 
-from common import cpu_name, result_folder, run_main, write_results
+from common import cpu_name, gpu_name, result_folder, run_main, write_results
 from edgeseg.models import build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
 from edgeseg.training.config import TrainConfig
+from edgeseg.training.devices import training_device
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.trainer import bf16_autocast, optimizer_step
 
@@ -31,21 +33,25 @@ CLASSES = 6  # magnetic-tile's
 class Stepper:
     """One config's model, loss and optimiser, and a step on a fixed random batch."""
 
-    def __init__(self, cfg: TrainConfig, channels: int = 1):
+    def __init__(self, cfg: TrainConfig, device: torch.device, channels: int = 1):
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch, channels, CLASSES, dropout=cfg.dropout, **cfg.arch_kwargs)
-        self.model = self.model.to(memory_format=torch.channels_last).train()
-        self.loss = SegmentationLoss(cfg.loss, torch.ones(CLASSES), compiled=cfg.compile_loss)
+        self.model = self.model.to(device, memory_format=torch.channels_last).train()
+        self.loss = SegmentationLoss(cfg.loss, torch.ones(CLASSES), compiled=cfg.compile_loss).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         side = cfg.input_size
-        self.x = torch.randn(cfg.batch_size, channels, side, side).contiguous(memory_format=torch.channels_last)
-        self.y = torch.randint(0, CLASSES, (cfg.batch_size, side, side))
-        self.bf16 = bf16_autocast(cfg)
+        self.x = torch.randn(cfg.batch_size, channels, side, side, device=device)
+        self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.y = torch.randint(0, CLASSES, (cfg.batch_size, side, side), device=device)
+        self.bf16 = bf16_autocast(cfg, device)
         self.loss_downscale = cfg.loss_downscale
+        self.device = device
 
     def step(self) -> float:
         started = time.perf_counter()
         optimizer_step(self.model, self.loss, self.optimizer, self.x, self.y, self.bf16, self.loss_downscale)
+        if self.device.type == "cuda":  # the GPU's queue drained: the step's own time, not its launch
+            torch.cuda.synchronize(self.device)
         return time.perf_counter() - started
 
 
@@ -69,11 +75,14 @@ def report(configs: list[str], steppers: dict[str, Stepper], times: dict[str, li
                      "ratio_to_first": round(median / first, 3), "steps": len(times[name]),
                      "params": count_parameters(model), "gflops_256": round(count_gflops(model, 1, 256), 3),
                      "bf16_autocast": steppers[name].bf16, "batch": steppers[name].x.shape[0]})
-    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), "rows": rows}
+    device = next(iter(steppers.values())).device
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), "device": str(device),
+            **({"gpu": gpu_name()} if device.type == "cuda" else {}), "rows": rows}
 
 
 def table(result: dict) -> str:
-    lines = [f"Training step, {result['cpu']}, {result['threads']} threads (benchmarks/train_step.py)", "",
+    where = result.get("gpu") or f"{result['cpu']}, {result['threads']} threads"
+    lines = [f"Training step, {where} (benchmarks/train_step.py)", "",
              "| config | median step (ms) | ratio | params | GFLOPs at 256 | bf16 | batch |",
              "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -87,12 +96,15 @@ def main() -> None:
     parser.add_argument("--config", nargs="+", required=True, help="training configs; the first is the baseline")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=3, help="steps of one config in a row each round")
-    parser.add_argument("--out", help="default: results/train-step/MODEL/MACHINE-DATE")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--variant", default="", help="what sets this run apart, for the default --out")
+    parser.add_argument("--out", help="default: results/train-step/MODEL/MACHINE-DATE[-VARIANT]")
     args = parser.parse_args()
     cfgs = {path: TrainConfig.from_yaml(path) for path in args.config}
-    steppers = {path: Stepper(cfg) for path, cfg in cfgs.items()}
+    device = training_device(args.device)
+    steppers = {path: Stepper(cfg, device) for path, cfg in cfgs.items()}
     result = report(args.config, steppers, measure(steppers, args.rounds, args.steps))
-    out = Path(args.out or result_folder("train-step", cfgs[args.config[0]].arch))
+    out = Path(args.out or result_folder("train-step", cfgs[args.config[0]].arch, args.variant))
     write_results(out, result, table(result))
 
 

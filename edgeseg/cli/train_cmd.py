@@ -12,7 +12,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "training" / "recipe.yaml"
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
 _OVERRIDES = ("out", "arch", "input_size", "keep_aspect", "input_width", "input_height", "crop_size", "channels",
               "epochs", "batch_size", "lr", "weight_decay", "dropout", "loss", "class_weights", "oversample",
-              "defect_free_fraction", "bf16", "seed", "max_minutes", "threads", "calibrate")
+              "defect_free_fraction", "device", "bf16", "seed", "max_minutes", "threads", "loader_threads", "calibrate")
 
 
 def add_parser(sub) -> None:
@@ -42,12 +42,16 @@ def add_parser(sub) -> None:
     p.add_argument("--class-weights", choices=("none", "sqrt", "inverse"))
     p.add_argument("--oversample", type=float, help="repeat-factor threshold for rare classes (0: off)")
     p.add_argument("--defect-free-fraction", type=float, help="share of defect-free images per epoch")
-    p.add_argument("--bf16", choices=("auto", "on", "off"), help="bfloat16 autocast on AMX CPUs")
+    p.add_argument("--device", help="auto (a CUDA GPU where PyTorch sees one, else the CPU), cpu, cuda or cuda:N")
+    p.add_argument("--bf16", choices=("auto", "on", "off"),
+                   help="bfloat16 autocast (auto: where native, on AMX or AVX-512 BF16 CPUs and Ampere or later GPUs)")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=positive_float,
                    help="wall-time limit: no epoch starts that is expected to end past it with the "
                         "calibration after it")
     p.add_argument("--threads", type=positive_int)
+    p.add_argument("--loader-threads", type=positive_int,
+                   help="threads that make training batches (default: 1 on the CPU, up to 8 on a GPU)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit per-class score offsets on the train split and fold them into "
                         "the classifier (default: on)")

@@ -34,7 +34,7 @@ def count_gflops(model: nn.Module, in_channels: int, size: int) -> float:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_channels, size, size))
+        model(torch.zeros(1, in_channels, size, size, device=next(model.parameters()).device))
     finally:
         model.train(was_training)
         for h in handles:

@@ -122,7 +122,7 @@ class MobileLRASPP(nn.Module):
         """Add a fixed offset to each class's score (a calibration folded into the bias); the
         upsampling after the sum is linear, so the detail classifier's bias carries it."""
         with torch.no_grad():
-            self.classify_detail.bias.add_(offsets.to(self.classify_detail.bias.dtype))
+            self.classify_detail.bias.add_(offsets.to(self.classify_detail.bias))  # its dtype and device
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Class scores at the input's size, or at ``output_size`` (training's loss at a lower

@@ -82,7 +82,7 @@ class CompactUNet(nn.Module):
     def shift_class_scores(self, offsets: torch.Tensor) -> None:
         """Add a fixed offset to each class's score (a calibration folded into the bias)."""
         with torch.no_grad():
-            self.head.bias.add_(offsets.to(self.head.bias.dtype))
+            self.head.bias.add_(offsets.to(self.head.bias))  # its dtype and device
 
     def forward(self, x: torch.Tensor, output_size: tuple[int, int] | None = None) -> torch.Tensor:
         """Class scores at the input's size, or at ``output_size`` (training's loss at a lower

@@ -26,23 +26,24 @@ from edgeseg.data.frames import resize_pair
 from edgeseg.metrics import describe_report, iou_report, mean_iou, per_class_iou
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgeseg.training.dataset import to_tensor_batch
-from edgeseg.training.evaluation import evaluate
+from edgeseg.training.devices import bf16_context
+from edgeseg.training.evaluation import CPU, evaluate
 
 OFFSET_GRID = np.arange(-6.0, 6.01, 0.25)
 
 
 @torch.no_grad()
 def collect_logits(model, images, masks, mean, std, bf16: bool = False, stride: int = 4,
-                   batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+                   batch_size: int = 16, device: torch.device = CPU) -> tuple[np.ndarray, np.ndarray]:
     """Logits (P, C) float32 and labels (P,) uint8 of every ``stride``-th pixel per axis of the
-    labelled pixels of the given samples (model in eval mode)."""
+    labelled pixels of the given samples (model in eval mode, on ``device``)."""
     model.eval()
     scores, labels = [], []
     for start in range(0, len(images), batch_size):
         x, y = to_tensor_batch(images[start:start + batch_size], masks[start:start + batch_size], mean, std)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-        logits = logits.float()[:, :, ::stride, ::stride].permute(0, 2, 3, 1)
+        with bf16_context(device, bf16):
+            logits = model(x.to(device).contiguous(memory_format=torch.channels_last))
+        logits = logits.float()[:, :, ::stride, ::stride].permute(0, 2, 3, 1).cpu()
         y = y[:, ::stride, ::stride]
         keep = y != IGNORE_ID
         scores.append(logits[keep].numpy())
@@ -104,7 +105,7 @@ def calibration_seconds(eval_seconds: float, train_count: int, val_count: int) -
 
 
 def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, list], bf16: bool,
-                         show_progress: bool = True, strength: float = 1.0) -> dict:
+                         show_progress: bool = True, strength: float = 1.0, device: torch.device = CPU) -> dict:
     """Fit per-class score offsets on the train images and masks (any size: each is stretched to
     the model's input, as the runtime does), fold ``strength`` times them into the checkpoint's
     classifier bias and measure val (already at the input size) again; returns the val report.
@@ -117,20 +118,21 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
     mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
     size = (meta["input"]["width"], meta["input"]["height"])
     pairs = [resize_pair(image, mask, *size) for image, mask in zip(*train, strict=True)]
-    model = model_from_checkpoint(state).to(memory_format=torch.channels_last)
-    scores, labels = collect_logits(model, [p[0] for p in pairs], [p[1] for p in pairs], mean, std, bf16)
+    model = model_from_checkpoint(state).to(device, memory_format=torch.channels_last)
+    scores, labels = collect_logits(model, [p[0] for p in pairs], [p[1] for p in pairs], mean, std, bf16,
+                                    device=device)
     fitted, train_before, train_after = fit_class_offsets(scores, labels)
     offsets = (fitted * strength).astype(np.float32)
     applied = [round(float(v), 3) for v in offsets]
     model.shift_class_scores(torch.from_numpy(offsets))
-    report = iou_report(evaluate(model, *val, mean, std, len(names), bf16=bf16), names)
+    report = iou_report(evaluate(model, *val, mean, std, len(names), bf16=bf16, device=device), names)
     state["meta"] = {**meta, "metrics": report, "metrics_before_calibration": meta["metrics"],
                      "class_offsets": applied,
                      "calibration": {"train_miou_before": round(train_before, 4),
                                      "train_miou_after": round(train_after, 4),  # with the offsets as fitted
                                      "strength": strength,
                                      "fitted_offsets": [round(float(v), 3) for v in fitted]}}
-    state["model"] = model.state_dict()
+    state["model"] = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
     save_checkpoint(path, state)
     if show_progress:
         tqdm.write(f"calibrated class offsets {applied} ({strength:g} x those fitted "

@@ -14,6 +14,12 @@ from edgeseg.training.augment import AugmentConfig
 
 LOSSES = ("ce", "dice", "ce+dice")
 CLASS_WEIGHTS = ("none", "sqrt", "inverse")
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def is_device_setting(setting: str) -> bool:
+    kind, _, index = setting.partition(":")
+    return setting in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit())
 
 
 class TrainConfig(BaseModel):
@@ -51,7 +57,10 @@ class TrainConfig(BaseModel):
     # draw photos in proportion to their pixel count, as scores at each photo's own size weigh
     # them (no change where every photo has one size)
     sample_by_area: bool = False
-    bf16: str = "auto"  # autocast to bfloat16 on CPUs with AMX or AVX-512 BF16: auto | on | off
+    # auto: a CUDA GPU where PyTorch sees one (each torchrun rank its own), else the CPU | cpu | cuda | cuda:N
+    device: str = "auto"
+    # autocast to bfloat16 where it is native (GPUs from Ampere on, CPUs with AMX or AVX-512 BF16): auto | on | off
+    bf16: str = "auto"
     seed: int = 0
     # no epoch starts that is expected to end past this wall time, with the calibration after it
     max_minutes: float | None = None
@@ -62,6 +71,8 @@ class TrainConfig(BaseModel):
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
     calibration_strength: float = 1.0
     threads: int | None = None
+    # threads that make training batches (None: one on the CPU; on a GPU, up to 8 of the cores left)
+    loader_threads: int | None = None
     augment: AugmentConfig = AugmentConfig()
 
     def __init__(self, **values: Any):
@@ -106,6 +117,13 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown {what} '{value}': choose one of {', '.join(choices)}")
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, setting: str) -> str:
+        if not is_device_setting(setting):
+            raise ValueError(f"unknown device '{setting}': choose {DEVICE_CHOICES}")
+        return setting
+
     @field_validator("channels")
     @classmethod
     def _channels(cls, channels: int | None) -> int | None:
@@ -113,10 +131,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"channels must be 1 or 3, not {channels}")
         return channels
 
-    @field_validator("epochs", "batch_size")
+    @field_validator("epochs", "batch_size", "loader_threads")
     @classmethod
     def _at_least_one(cls, value: int, info) -> int:
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{info.field_name} must be at least 1, not {value}")
         return value
 

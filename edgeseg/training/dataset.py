@@ -7,6 +7,7 @@ stays small); validation images are stretched to the input size once, as the run
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from edgeseg.data.imageio import data_bit_depth, read_image, read_mask, to_uint8
 from edgeseg.errors import DatasetError
 from edgeseg.progress import progress
 from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
+from edgeseg.training.prefetch import ordered_map
 
 
 def infer_channels(layout: DatasetLayout, stems: list[str], probe: int = 16) -> int:
@@ -198,23 +200,26 @@ class TrainBatches:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.factors.sum() / self.batch_size))
 
-    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1):
+    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1, workers: int = 1) -> Iterator:
         """Epoch ``number``'s batches. The order comes from (seed, epoch) alone, so every rank of a
         distributed run draws the same one and takes its share of each global batch of
-        ``batch_size`` (a last batch smaller than the ranks is left out); augmentations come from
-        the rank's own stream. ``self.seen`` keeps the sample indices this rank was given."""
+        ``batch_size`` (a last batch smaller than the ranks is left out). Each batch's
+        augmentations come from its own stream, (seed, epoch, rank, batch), so ``workers`` threads
+        make exactly the batches one makes, in order. ``self.seen``: the sample indices this rank is given."""
         order = epoch_indices(self.factors, np.random.default_rng([seed, number]))
-        rng = np.random.default_rng([seed, number, rank + 1])
-        self.seen: list[int] = []
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            if len(batch) < world:
-                break
-            mine = np.array_split(batch, world)[rank]
-            self.seen += mine.tolist()
-            pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
-                                  self.view) for i in mine]
-            yield to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
+        shares = [np.array_split(order[start:start + self.batch_size], world)[rank]
+                  for start in range(0, len(order), self.batch_size)
+                  if len(order[start:start + self.batch_size]) >= world]
+        self.seen: list[int] = [int(i) for share in shares for i in share]
+
+        def make(k: int):
+            return self._batch(shares[k], np.random.default_rng([seed, number, rank + 1, k]))
+        return ordered_map(make, len(shares), workers)
+
+    def _batch(self, indices: np.ndarray, rng: np.random.Generator):
+        pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
+                              self.view) for i in indices]
+        return to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 
 
 __all__ = ["TrainBatches", "load_split", "infer_channels", "class_statistics",

@@ -29,9 +29,10 @@ class Ranks:
         return self.world > 1
 
 
-def join(device: str) -> Ranks:
+def join(cuda: bool) -> Ranks:
     """This process's place in a torchrun launch (RANK, WORLD_SIZE, LOCAL_RANK), its process group
-    started; a single process where torchrun did not start it."""
+    started (NCCL between GPUs where ``cuda``, else gloo); a single process where torchrun did not
+    start it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Ranks()
@@ -39,9 +40,9 @@ def join(device: str) -> Ranks:
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size(), local_rank,
                  int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
 
@@ -83,13 +84,13 @@ def wait_for_all(ranks: Ranks) -> None:
         dist.barrier()
 
 
-def wrap(model: torch.nn.Module, ranks: Ranks, device: str) -> torch.nn.Module:
-    """The model as DistributedDataParallel where several processes train it, else as it is."""
+def wrap(model: torch.nn.Module, ranks: Ranks, device: torch.device) -> torch.nn.Module:
+    """The model (on ``device``) as DistributedDataParallel where several processes train it, else as it is."""
     if not ranks.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[ranks.local_rank] if device.startswith("cuda") else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def unwrapped(model: torch.nn.Module) -> torch.nn.Module:

@@ -39,9 +39,17 @@ from edgeseg.training.dataset import (
     log_class_prior,
     repeat_factors,
 )
+from edgeseg.training.devices import (
+    bf16_context,
+    has_native_bf16,
+    restore_rng_states,
+    rng_states,
+    training_device,
+    wants_cuda,
+)
 from edgeseg.training.distributed import Ranks, from_main, gathered, join, leave, unwrapped, wait_for_all, wrap
 from edgeseg.training.ema import moving_average
-from edgeseg.training.evaluation import evaluate, evaluate_frame_size
+from edgeseg.training.evaluation import CPU, evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
@@ -58,19 +66,21 @@ class TrainResult:
 
 
 cpu_has_bf16 = native_bf16  # the name the benchmarks and tests know
+POSTFIX_STEPS = 20  # the progress bar's loss: the mean of the last this many steps
 
 
-def bf16_autocast(cfg: TrainConfig) -> bool:
-    """Whether the config's forward passes run under bf16 autocast on this CPU."""
-    return cfg.bf16 == "on" or (cfg.bf16 == "auto" and cpu_has_bf16())
+def bf16_autocast(cfg: TrainConfig, device: torch.device = CPU) -> bool:
+    """Whether the config's forward passes run under bf16 autocast on ``device`` (this CPU by default)."""
+    native = cpu_has_bf16() if device.type == "cpu" else has_native_bf16(device)
+    return cfg.bf16 == "on" or (cfg.bf16 == "auto" and native)
 
 
 def optimizer_step(model: torch.nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
                    x: torch.Tensor, y: torch.Tensor, bf16: bool, loss_downscale: int = 1) -> torch.Tensor:
-    """One training step on a batch: forward (channels-last; class scores at 1/``loss_downscale``
-    of the side), loss, backward, optimiser; the loss."""
+    """One training step on a batch (on the model's device): forward (channels-last; class scores
+    at 1/``loss_downscale`` of the side), loss, backward, optimiser; the loss."""
     output_size = (x.shape[-2] // loss_downscale, x.shape[-1] // loss_downscale) if loss_downscale > 1 else None
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with bf16_context(x.device, bf16):
         logits = model(x.contiguous(memory_format=torch.channels_last), output_size=output_size)
     loss = criterion(logits, y)
     optimizer.zero_grad(set_to_none=True)
@@ -178,10 +188,12 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     ema: torch.nn.Module | None
     use_bf16: bool
+    device: torch.device
     meta: dict
     clock: RunClock
     make_ahead: Callable
     ranks: Ranks = field(default_factory=Ranks)  # this process's place in a distributed run
+    loader_threads: int = 1  # threads that make the batches
     history: list[dict] = field(default_factory=list)
     best_miou: float = -1.0
     start_epoch: int = 0
@@ -217,7 +229,8 @@ def _check_config(cfg: TrainConfig) -> None:
                               f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
 
 
-def _load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
+def load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
+    """The train and val splits at the model's input, their statistics and the epoch's batch maker."""
     train_images, train_masks, depth = load_split(layout, "train", channels, cfg.input_size, train=True)
     size = _input_shape(cfg, [image.shape for image in train_images])
     val_images, val_masks, _ = load_split(layout, "val", channels, size, train=False, bit_depth=depth)
@@ -255,13 +268,24 @@ def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, dat
     }
 
 
+def loader_threads(cfg: TrainConfig, device: torch.device, cores: int) -> int:
+    """Threads that make batches: as set, else one on the CPU (the cores compute the steps) and
+    on a GPU up to 8 of this rank's ``cores``, one left to drive the GPU (one thread makes a batch
+    slower than a GPU steps through it: docs/measurements/training.md)."""
+    if cfg.loader_threads:
+        return cfg.loader_threads
+    return min(8, max(1, cores - 1)) if device.type == "cuda" else 1
+
+
 def _prepare(cfg: TrainConfig) -> _Run:
-    ranks = join("cpu")
+    ranks = join(wants_cuda(cfg.device))
+    device = training_device(cfg.device, ranks.local_rank, ranks.distributed)
     cores = os.cpu_count() or 1
     threads = cfg.threads or max(1, cores // ranks.local_world)  # the cores shared by the ranks on this machine
     torch.set_num_threads(threads)
-    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008).
-    make_ahead = prefetch if threads * ranks.local_world < cores else iter
+    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008);
+    # on a GPU the cores wait for it anyway.
+    make_ahead = prefetch if threads * ranks.local_world < cores or device.type == "cuda" else iter
     _seed_everything(cfg.seed)
     layout = DatasetLayout.open(cfg.data)
     layout.require_paired()  # what data check calls an error is refused, not left out silently
@@ -269,16 +293,16 @@ def _prepare(cfg: TrainConfig) -> _Run:
     out.mkdir(parents=True, exist_ok=True)  # once the data set is known to be usable: no empty run folders
     num_classes = layout.classes.num_classes
     channels = cfg.channels or infer_channels(layout, layout.split_stems("train"))
-    data = _load_data(cfg, layout, channels)
+    data = load_data(cfg, layout, channels)
 
     model = build_model(cfg.arch, channels, num_classes, dropout=cfg.dropout, **cfg.arch_kwargs)
     model.set_class_prior(torch.from_numpy(log_class_prior(data.pixels)))
-    model = model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions (docs/decisions/0009)
+    model = model.to(device, memory_format=torch.channels_last)  # NHWC: faster convolutions (docs/decisions/0009)
     ema = moving_average(model, cfg.ema_decay) if cfg.ema_decay else None
-    model = wrap(model, ranks, "cpu")
+    model = wrap(model, ranks, device)
     weights = class_weights(data.pixels, cfg.class_weights, cfg.max_class_weight)
     criterion = SegmentationLoss(cfg.loss, torch.from_numpy(weights) if weights is not None else None,
-                                 compiled=cfg.compile_loss)
+                                 compiled=cfg.compile_loss).to(device)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps = data.batches.steps_per_epoch()
     clock = RunClock(cfg.max_minutes)  # restarted before the first epoch, once a resume's time is known
@@ -287,9 +311,10 @@ def _prepare(cfg: TrainConfig) -> _Run:
     # The moving average (made above, of the model itself) smooths the step-to-step swings of
     # small-batch training on rare classes; it averages the BatchNorm statistics too, so the
     # averaged model is evaluated and kept as is.
-    use_bf16 = bf16_autocast(cfg)
-    return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16,
-                _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks)
+    use_bf16 = bf16_autocast(cfg, device)
+    return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16, device,
+                _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks,
+                loader_threads=loader_threads(cfg, device, threads))
 
 
 def _resume(run: _Run) -> float:
@@ -310,29 +335,31 @@ def _resume(run: _Run) -> float:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.history, run.best_miou, run.start_epoch = state["history"], state["best_miou"], state["epoch"]
-    torch.set_rng_state(state["torch_rng"])
+    restore_rng_states(state, run.device)
     return state.get("elapsed", 0.0)
 
 
 def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -> list[float]:
     cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # read back every POSTFIX_STEPS: a read per step would stall a GPU
     run.model.train()
-    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world)),
+    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world, run.loader_threads)),
                    total=batches.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (show_progress and ranks.main), leave=False)
-    for x, y in bar:
+    for step, (x, y) in enumerate(bar):
+        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if halved:
             x, y = half_size(x, y)
         loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16, run.cfg.loss_downscale)
         run.scheduler.step()
         if run.ema is not None:
             run.ema.update_parameters(unwrapped(run.model))
-        losses.append(loss.item())
-        # drawn with the bar's next update, at its own pace (a refresh per step floods a log)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.1e}",
-                        best_miou=f"{max(run.best_miou, 0):.3f}", refresh=False)
-    return losses
+        losses.append(loss.detach())
+        if step % POSTFIX_STEPS == 0:  # drawn with the bar's next update (a refresh per step floods a log)
+            bar.set_postfix(loss=f"{torch.stack(losses[-POSTFIX_STEPS:]).mean().item():.3f}",
+                            lr=f"{run.scheduler.get_last_lr()[0]:.1e}",
+                            best_miou=f"{max(run.best_miou, 0):.3f}", refresh=False)
+    return torch.stack(losses).float().cpu().tolist() if losses else []
 
 
 def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, seen: list[int]) -> dict:
@@ -341,7 +368,7 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, se
     d = run.data
     evaluation_started = time.perf_counter()
     confusion = evaluate(run.kept_model(), d.val_images, d.val_masks, d.mean, d.std, len(run.names),
-                         bf16=run.use_bf16)
+                         bf16=run.use_bf16, device=run.device)
     report = iou_report(confusion, run.names)
     evaluated = time.perf_counter()
     run.elapsed = evaluated - run.clock.started
@@ -353,19 +380,23 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, se
     return report
 
 
+def _on_cpu(state_dict: dict) -> dict:
+    """A model's weights as any machine loads them (a GPU run's too)."""
+    return {name: tensor.cpu() for name, tensor in state_dict.items()}
+
+
 def _save(run: _Run, epoch: int, report: dict) -> bool:
     """best.pt when the epoch improved on the best, last.pt always (with what resuming needs)."""
     meta = {**run.meta, "metrics": report, "epoch": epoch + 1}
     improved = report["miou"] > run.best_miou
     if improved:
         run.best_miou = report["miou"]
-        save_checkpoint(run.best_path, {"meta": meta, "model": run.kept_model().state_dict()})
+        save_checkpoint(run.best_path, {"meta": meta, "model": _on_cpu(run.kept_model().state_dict())})
     save_checkpoint(run.last_path, {
-        "meta": meta, "model": unwrapped(run.model).state_dict(),
+        "meta": meta, "model": _on_cpu(unwrapped(run.model).state_dict()),
         **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
         "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1,
-        "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed,
-        "torch_rng": torch.get_rng_state()})
+        "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed, **rng_states(run.device)})
     (run.out / "history.json").write_text(history_text(run.history))
     return improved
 
@@ -439,7 +470,7 @@ def _finish(run: _Run, show_progress: bool) -> TrainResult:
     if cfg.calibrate:
         d = run.data
         best = calibrate_checkpoint(run.best_path, (d.train_images, d.train_masks), (d.val_images, d.val_masks),
-                                    run.use_bf16, show_progress, cfg.calibration_strength)
+                                    run.use_bf16, show_progress, cfg.calibration_strength, run.device)
     frame_size = _score_at_frame_size(run, show_progress)
     return TrainResult(run.best_path, run.last_path, best, run.history, run.clock.elapsed(), frame_size)
 
@@ -449,10 +480,10 @@ def _score_at_frame_size(run: _Run, show_progress: bool) -> dict:
     in it beside the model-size figures."""
     state = load_checkpoint(run.best_path)
     meta = state["meta"]
-    model = model_from_checkpoint(state).to(memory_format=torch.channels_last)
+    model = model_from_checkpoint(state).to(run.device, memory_format=torch.channels_last)
     spec, norm = meta["input"], meta["normalization"]
     confusion = evaluate_frame_size(model, DatasetLayout.open(run.cfg.data), "val", spec,
-                                    norm["mean"], norm["std"], len(run.names))
+                                    norm["mean"], norm["std"], len(run.names), run.device)
     report = iou_report(confusion, run.names)
     state["meta"] = {**meta, "metrics_frame_size": report}
     save_checkpoint(run.best_path, state)

@@ -52,7 +52,7 @@ def test_the_trainer_draws_larger_photos_more_only_when_asked(synth_data, tmp_pa
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             cv2.imwrite(str(path), cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST_EXACT))
     layout = DatasetLayout.open(root)
-    by_area = {flag: trainer._load_data(TrainConfig(data=str(root), out=str(tmp_path), input_size=128, oversample=0,
+    by_area = {flag: trainer.load_data(TrainConfig(data=str(root), out=str(tmp_path), input_size=128, oversample=0,
                                                     sample_by_area=flag), layout, 1).batches.factors
                for flag in (False, True)}
     np.testing.assert_array_equal(by_area[False], 1.0)

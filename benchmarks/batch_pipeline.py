@@ -1,0 +1,69 @@
+"""Benchmark: how fast this machine makes a config's training batches (load, augment, normalise)
+with 1, 2, ... loader threads, beside nothing else: the rate an accelerator's training steps
+cannot outrun. Reports milliseconds per batch, the median of ``--epochs`` epochs after the data
+set is loaded, and the speed-up over one thread.
+
+    .venv/bin/python benchmarks/batch_pipeline.py [--config YAML] [--data DIR] [--threads 1 2 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from common import DEFAULT_DATA, HERE, cpu_name, result_folder, run_main, write_results
+from edgeseg.data import DatasetLayout
+from edgeseg.training.config import TrainConfig
+from edgeseg.training.dataset import infer_channels
+from edgeseg.training.trainer import load_data
+
+
+def epoch_seconds(batches, epoch: int, seed: int, threads: int) -> float:
+    started = time.perf_counter()
+    for _ in batches.epoch(epoch, seed, workers=threads):
+        pass
+    return time.perf_counter() - started
+
+
+def table(result: dict) -> str:
+    lines = [f"Training batches of `{result['config']}` (batch {result['batch']}, {result['batches_per_epoch']} "
+             f"per epoch), {result['cpu']}, {result['cores']} cores (benchmarks/batch_pipeline.py)", "",
+             "| loader threads | epoch (s) | ms per batch | speed-up |", "|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['loader_threads']} | {row['epoch_seconds']} | {row['ms_per_batch']} | "
+                     f"{row['speedup']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE / "configs" / "magnetic_tile_lraspp256_lean.yaml"))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", help="default: results/batch-pipeline/MODEL/MACHINE-DATE")
+    args = parser.parse_args()
+    cfg = TrainConfig.from_yaml(args.config)
+    cfg.data = args.data
+    torch.set_num_threads(1)  # the cores are the loader threads'
+    layout = DatasetLayout.open(cfg.data)
+    batches = load_data(cfg, layout, cfg.channels or infer_channels(layout, layout.split_stems("train"))).batches
+    steps, rows = batches.steps_per_epoch(), []
+    for threads in args.threads:
+        seconds = statistics.median(epoch_seconds(batches, epoch, cfg.seed, threads) for epoch in range(args.epochs))
+        rows.append({"loader_threads": threads, "epoch_seconds": round(seconds, 2),
+                     "ms_per_batch": round(1000 * seconds / steps, 1)})
+    for row in rows:
+        row["speedup"] = round(rows[0]["epoch_seconds"] / row["epoch_seconds"], 2)
+    result = {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "config": Path(args.config).name,
+              "batch": cfg.batch_size, "batches_per_epoch": steps, "rows": rows}
+    write_results(Path(args.out or result_folder("batch-pipeline", cfg.arch)), result, table(result))
+
+
+if __name__ == "__main__":
+    run_main(main)
