@@ -21,8 +21,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets" / "magnetic-tile"
-# The one checkpoint kept in the repository (its sha256 is in results/CHECKPOINTS.md).
+# Where the checkpoint the docs measured sits when a copy is there: the repository keeps no
+# weights (results/CHECKPOINTS.md: its sha256, and how to train one).
 DEFAULT_CHECKPOINT = RESULTS / "train" / "unet-lite" / "epyc-2026-11-26-residual-coarse-seed1" / "best.pt"
+
+
+def checkpoint_at(path: str | Path) -> Path:
+    """``path``, or a clear error where no checkpoint is there."""
+    from edgeseg.errors import CheckpointError
+
+    if not Path(path).is_file():
+        raise CheckpointError("no checkpoint here (the repository keeps no weights)", path,
+                              "train one as benchmarks/results/CHECKPOINTS.md says, and pass --checkpoint")
+    return Path(path)
 
 
 def cpu_name() -> str:

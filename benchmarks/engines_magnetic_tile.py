@@ -23,7 +23,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_run_json
+from common import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_DATA,
+    checkpoint_at,
+    cpu_name,
+    model_of,
+    result_folder,
+    run_main,
+    write_run_json,
+)
 from edgeseg.data.frames import load_frames
 from edgeseg.engines import open_engine
 from edgeseg.engines.bundle import Bundle
@@ -201,6 +210,7 @@ def main() -> None:
                                                              "building them again")
     parser.add_argument("--out", type=Path, help="default: results/engines/MODEL/MACHINE-DATE")
     args = parser.parse_args()
+    args.checkpoint = checkpoint_at(args.checkpoint)
     args.out = args.out or result_folder("engines", model_of(args.checkpoint))
     write_run_json(args.out)
     args.cases, left_out = runnable_cases([tuple(case.split(":")) for case in args.cases])
@@ -216,4 +226,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

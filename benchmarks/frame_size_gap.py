@@ -20,7 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, run_main, write_results
+from common import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_DATA,
+    checkpoint_at,
+    cpu_name,
+    model_of,
+    result_folder,
+    run_main,
+    write_results,
+)
 from edgeseg.data.frames import MASK_RESIZE, resize_pair
 from edgeseg.data.layout import DatasetLayout
 from edgeseg.metrics import confusion_matrix, iou_report
@@ -101,18 +110,20 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--side", type=int, default=256, help="the model's square input, for the ceiling")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
-                        help="a best.pt from edgeseg train, scored as well (default: the kept one; none: skip)")
+                        help="a best.pt from edgeseg train, scored as well (default: the one the docs measured, "
+                             "where a copy is there: results/CHECKPOINTS.md; none: skip)")
     parser.add_argument("--large", type=int, default=400, help="longer side over which a photo counts as large")
     parser.add_argument("--out", help="default: results/frame-size/MODEL/MACHINE-DATE-RUN (RUN: the checkpoint's "
                         "folder; MODEL: truth without one)")
     args = parser.parse_args()
+    scored = args.checkpoint != "none"
+    checkpoint = checkpoint_at(args.checkpoint) if scored else None  # refused before minutes of scoring
     layout = DatasetLayout.open(args.data)
     result: dict = {"cpu": cpu_name(), "data": Path(args.data).name, "split": args.split, "side": args.side,
                     "ceiling": ceiling(layout, args.split, args.side, args.side)}
-    scored = args.checkpoint != "none"
-    if scored:
-        result["checkpoint"] = run_name(Path(args.checkpoint))
-        result["model"] = model_scores(layout, args.split, Path(args.checkpoint), args.large)
+    if checkpoint is not None:
+        result["checkpoint"] = run_name(checkpoint)
+        result["model"] = model_scores(layout, args.split, checkpoint, args.large)
     out = Path(args.out or result_folder("frame-size", model_of(Path(args.checkpoint)) if scored else "truth",
                                          result.get("checkpoint", "")))
     write_results(out, result, table(result))

@@ -9,7 +9,7 @@ the server on the same machine.
 Per-frame latency, p50 and p99, over interleaved rounds (local, HTTP, gRPC, then again), so that
 the machine's drift falls on all three alike. Client and server share the machine's cores.
 
-    .venv/bin/python benchmarks/remote_engine.py                # builds the bundle from the kept checkpoint
+    .venv/bin/python benchmarks/remote_engine.py                # builds the bundle from the docs' checkpoint (results/CHECKPOINTS.md)
     .venv/bin/python benchmarks/remote_engine.py --bundle BUNDLE --rounds 5 --frames 60
 """
 
@@ -26,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DEFAULT_CHECKPOINT, DEFAULT_DATA, cpu_name, model_of, result_folder, write_run_json
+from common import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_DATA,
+    checkpoint_at,
+    cpu_name,
+    model_of,
+    result_folder,
+    run_main,
+    write_run_json,
+)
 from edgeseg.data.frames import load_frames
 from edgeseg.engines import open_engine
 
@@ -38,12 +47,12 @@ from media import free_port, wait_for  # noqa: E402  (the tests' helpers, not a 
 
 
 def build_bundle(out: Path) -> Path:
-    """The kept checkpoint exported and compiled for OpenVINO fp32 (gate on magnetic-tile val)."""
+    """The docs' checkpoint exported and compiled for OpenVINO fp32 (gate on magnetic-tile val)."""
     onnx, bundle = out / "model.onnx", out / "openvino-fp32"
     if not bundle.is_dir():
         cli = [sys.executable, "-m", "edgeseg"]
-        subprocess.run([*cli, "export", str(DEFAULT_CHECKPOINT), "-o", str(onnx), "--data", str(DEFAULT_DATA)],
-                       check=True)
+        checkpoint = checkpoint_at(DEFAULT_CHECKPOINT)
+        subprocess.run([*cli, "export", str(checkpoint), "-o", str(onnx), "--data", str(DEFAULT_DATA)], check=True)
         subprocess.run([*cli, "compile", str(onnx), "--backend", "openvino", "--precision", "fp32",
                         "--data", str(DEFAULT_DATA), "-o", str(bundle)], check=True)
     return bundle
@@ -87,7 +96,7 @@ def percentiles(times: list[float]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, help="an OpenVINO bundle (default: built from the kept checkpoint)")
+    parser.add_argument("--bundle", type=Path, help="an OpenVINO bundle (default: built from the docs' checkpoint)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=60, help="frames per round and engine")
     parser.add_argument("--out", type=Path)
@@ -133,4 +142,4 @@ def report(out: Path, bundle: Path, figures: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,18 +1,16 @@
-"""Prepare the next training batches in background threads while the model computes.
+"""Prepare the next training batches in a background thread while the model computes.
 
 OpenCV's warps and LUTs release the GIL, so augmenting batch n+1 overlaps with the forward and
-backward pass of batch n (``prefetch``), and several batches are made at once where a GPU takes
-them faster than one core makes them (``ordered_map``). Batches come out in the order the epoch
-draws them, so a seeded epoch is the same with and without either.
+backward pass of batch n. Batches come out in the order the iterable makes them, so a seeded
+epoch is the same with and without prefetching. (Where one core cannot keep up, as beside a GPU,
+worker processes make them: ``TrainBatches.epoch(workers=N)``.)
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 
 _DONE = object()
 
@@ -61,22 +59,3 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
         stop.set()  # a consumer that stops early frees the producer
         worker.join(timeout=5)
 
-
-def ordered_map(make: Callable[[int], object], count: int, workers: int = 1) -> Iterator:
-    """``make(0) .. make(count - 1)`` in order, made by ``workers`` threads at most two each
-    ahead of the consumer (1: in the caller's thread, as it asks). An error is raised at its item."""
-    if workers <= 1:
-        yield from (make(k) for k in range(count))
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="edgeseg-batches") as pool:
-        pending: deque[Future] = deque()
-        try:
-            for k in range(count):
-                pending.append(pool.submit(make, k))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:  # a consumer that stops early leaves nothing running behind it
-            for future in pending:
-                future.cancel()

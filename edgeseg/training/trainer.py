@@ -193,7 +193,6 @@ class _Run:
     clock: RunClock
     make_ahead: Callable
     ranks: Ranks = field(default_factory=Ranks)  # this process's place in a distributed run
-    loader_threads: int = 1  # threads that make the batches
     history: list[dict] = field(default_factory=list)
     best_miou: float = -1.0
     start_epoch: int = 0
@@ -268,24 +267,16 @@ def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, dat
     }
 
 
-def loader_threads(cfg: TrainConfig, device: torch.device, cores: int) -> int:
-    """Threads that make batches: as set, else one on the CPU (the cores compute the steps) and
-    on a GPU up to 8 of this rank's ``cores``, one left to drive the GPU (one thread makes a batch
-    slower than a GPU steps through it: docs/measurements/training.md)."""
-    if cfg.loader_threads:
-        return cfg.loader_threads
-    return min(8, max(1, cores - 1)) if device.type == "cuda" else 1
-
-
 def _prepare(cfg: TrainConfig) -> _Run:
     ranks = join(wants_cuda(cfg.device))
     device = training_device(cfg.device, ranks.local_rank, ranks.distributed)
     cores = os.cpu_count() or 1
     threads = cfg.threads or max(1, cores // ranks.local_world)  # the cores shared by the ranks on this machine
     torch.set_num_threads(threads)
-    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008);
-    # on a GPU the cores wait for it anyway.
-    make_ahead = prefetch if threads * ranks.local_world < cores or device.type == "cuda" else iter
+    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008)
+    # or beside a GPU; worker processes make theirs ahead anyway.
+    free_core = threads * ranks.local_world < cores or device.type == "cuda"
+    make_ahead = prefetch if free_core and not cfg.loader_workers else iter
     _seed_everything(cfg.seed)
     layout = DatasetLayout.open(cfg.data)
     layout.require_paired()  # what data check calls an error is refused, not left out silently
@@ -313,8 +304,7 @@ def _prepare(cfg: TrainConfig) -> _Run:
     # averaged model is evaluated and kept as is.
     use_bf16 = bf16_autocast(cfg, device)
     return _Run(cfg, out, layout.classes.names, data, model, criterion, optimizer, scheduler, ema, use_bf16, device,
-                _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks,
-                loader_threads=loader_threads(cfg, device, threads))
+                _checkpoint_meta(cfg, layout, channels, data), clock, make_ahead, ranks)
 
 
 def _resume(run: _Run) -> float:
@@ -343,7 +333,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
     losses: list[torch.Tensor] = []  # read back every POSTFIX_STEPS: a read per step would stall a GPU
     run.model.train()
-    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world, run.loader_threads)),
+    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world, cfg.loader_workers)),
                    total=batches.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (show_progress and ranks.main), leave=False)
     for step, (x, y) in enumerate(bar):
