@@ -9,7 +9,7 @@ the server on the same machine.
 Per-frame latency, p50 and p99, over interleaved rounds (local, HTTP, gRPC, then again), so that
 the machine's drift falls on all three alike. Client and server share the machine's cores.
 
-    .venv/bin/python benchmarks/remote_engine.py                # builds the bundle from the docs' checkpoint (results/CHECKPOINTS.md)
+    .venv/bin/python benchmarks/remote_engine.py                # the bundle from the docs' checkpoint
     .venv/bin/python benchmarks/remote_engine.py --bundle BUNDLE --rounds 5 --frames 60
 """
 
