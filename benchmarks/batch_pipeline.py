@@ -1,7 +1,9 @@
 """Benchmark: how fast this machine makes a config's training batches (augment, normalise) in
-the training process (0 workers) and in 1, 2, ... worker processes, beside nothing else: the
-rate an accelerator's training steps cannot outrun. Reports milliseconds per batch, the median
-of ``--epochs`` epochs after the data set is loaded, and the speed-up over the first setting.
+one process (0 workers, as training makes them) and in 1, 2, ... PyTorch DataLoader worker
+processes, beside nothing else: the rate an accelerator's training steps cannot outrun. Reports
+milliseconds per batch, the median of ``--epochs`` epochs after the data set is loaded, and the
+speed-up over the first setting. (Training itself has no workers: 8 of them did not train
+faster on a GPU, docs/measurements/training.md#on-a-gpu.)
 
     .venv/bin/python benchmarks/batch_pipeline.py [--config YAML] [--data DIR] [--workers 0 1 2 4 8]
 """
@@ -15,17 +17,35 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from common import DEFAULT_DATA, HERE, cpu_name, result_folder, run_main, write_results
 from edgeseg.data import DatasetLayout
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.dataset import infer_channels
+from edgeseg.training.dataset import TrainBatches, infer_channels
 from edgeseg.training.trainer import load_data
 
 
-def epoch_seconds(batches, epoch: int, seed: int, workers: int) -> float:
+class EpochPlan(Dataset):
+    """One epoch's batches by number, each from its own stream, as ``TrainBatches.epoch`` makes them."""
+
+    def __init__(self, batches: TrainBatches, epoch: int, seed: int):
+        self.batches, self.epoch, self.seed = batches, epoch, seed
+        self.shares = batches.plan(epoch, seed)
+
+    def __len__(self) -> int:
+        return len(self.shares)
+
+    def __getitem__(self, k: int):
+        return self.batches.batch(self.shares[k], self.batches.batch_stream(self.epoch, self.seed, 0, k))
+
+
+def epoch_seconds(batches: TrainBatches, epoch: int, seed: int, workers: int) -> float:
     started = time.perf_counter()
-    for _ in batches.epoch(epoch, seed, workers=workers):
+    made = (batches.epoch(epoch, seed) if workers == 0 else  # fork: the workers share the loaded images
+            DataLoader(EpochPlan(batches, epoch, seed), batch_size=None, num_workers=workers,
+                       multiprocessing_context="fork"))
+    for _ in made:
         pass
     return time.perf_counter() - started
 

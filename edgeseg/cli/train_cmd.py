@@ -12,7 +12,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "training" / "recipe.yaml"
 # flag -> TrainConfig field; None defaults mean "keep the config's value"
 _OVERRIDES = ("out", "arch", "input_size", "keep_aspect", "input_width", "input_height", "crop_size", "channels",
               "epochs", "batch_size", "lr", "weight_decay", "dropout", "loss", "class_weights", "oversample",
-              "defect_free_fraction", "device", "bf16", "seed", "max_minutes", "threads", "loader_workers", "calibrate")
+              "defect_free_fraction", "device", "bf16", "seed", "max_minutes", "threads", "calibrate")
 
 
 def add_parser(sub) -> None:
@@ -50,8 +50,6 @@ def add_parser(sub) -> None:
                    help="wall-time limit: no epoch starts that is expected to end past it with the "
                         "calibration after it")
     p.add_argument("--threads", type=positive_int)
-    p.add_argument("--loader-workers", type=int,
-                   help="processes that make training batches (default 0: the training process makes them)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit per-class score offsets on the train split and fold them into "
                         "the classifier (default: on)")

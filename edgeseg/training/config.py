@@ -71,9 +71,6 @@ class TrainConfig(BaseModel):
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
     calibration_strength: float = 1.0
     threads: int | None = None
-    # processes that make training batches (PyTorch's DataLoader); 0: the training process makes
-    # them, ahead in a thread where a core is free or on a GPU (docs/measurements/training.md#on-a-gpu)
-    loader_workers: int = 0
     augment: AugmentConfig = AugmentConfig()
 
     def __init__(self, **values: Any):
@@ -131,13 +128,6 @@ class TrainConfig(BaseModel):
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1 or 3, not {channels}")
         return channels
-
-    @field_validator("loader_workers")
-    @classmethod
-    def _not_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"loader_workers must be 0 (in the training process) or more, not {value}")
-        return value
 
     @field_validator("epochs", "batch_size")
     @classmethod

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from edgeseg.data import DatasetLayout, Sample
 from edgeseg.data.frames import MASK_RESIZE
@@ -200,46 +199,33 @@ class TrainBatches:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.factors.sum() / self.batch_size))
 
-    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1, workers: int = 0) -> Iterator:
-        """Epoch ``number``'s batches. The order comes from (seed, epoch) alone, so every rank of a
-        distributed run draws the same one and takes its share of each global batch of
-        ``batch_size`` (a last batch smaller than the ranks is left out). Each batch's
-        augmentations come from its own stream, (seed, epoch, rank, batch), so ``workers`` processes
-        (PyTorch's DataLoader) make exactly the batches this process makes alone (0), in order.
-        ``self.seen``: the sample indices this rank is given."""
+    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1) -> Iterator:
+        """Epoch ``number``'s batches, in order (``plan`` says which samples each takes)."""
+        shares = self.plan(number, seed, rank, world)
+        return (self.batch(share, self.batch_stream(number, seed, rank, k)) for k, share in enumerate(shares))
+
+    def plan(self, number: int, seed: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+        """Each batch's sample indices for this rank. The order comes from (seed, epoch) alone, so
+        every rank of a distributed run draws the same one and takes its share of each global
+        batch of ``batch_size`` (a last batch smaller than the ranks is left out). ``self.seen``:
+        the sample indices this rank is given."""
         order = epoch_indices(self.factors, np.random.default_rng([seed, number]))
         shares = [np.array_split(order[start:start + self.batch_size], world)[rank]
                   for start in range(0, len(order), self.batch_size)
                   if len(order[start:start + self.batch_size]) >= world]
         self.seen: list[int] = [int(i) for share in shares for i in share]
-        plan = _EpochPlan(self, shares, (seed, number, rank + 1))
-        if workers < 1:
-            return (plan[k] for k in range(len(plan)))
-        # fork: the workers share the loaded images with this process instead of copying them
-        # (each worker takes one torch thread, as DataLoader sets it; OpenCV's own pool is left as it
-        # is: setting it in a forked worker hangs there)
-        return iter(DataLoader(plan, batch_size=None, num_workers=workers, multiprocessing_context="fork",
-                               prefetch_factor=2))
+        return shares
+
+    @staticmethod
+    def batch_stream(number: int, seed: int, rank: int, k: int) -> np.random.Generator:
+        """Batch k's own augmentation stream: any process makes any batch alike, in any order."""
+        return np.random.default_rng([seed, number, rank + 1, k])
 
     def batch(self, indices: np.ndarray, rng: np.random.Generator):
         """The augmented, normalised batch of these samples."""
         pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
                               self.view) for i in indices]
         return to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
-
-
-class _EpochPlan(Dataset):
-    """One epoch's batches by number: batch k's samples, augmented from stream (*key, k)."""
-
-    def __init__(self, batches: TrainBatches, shares: list[np.ndarray], key: tuple[int, int, int]):
-        self.batches, self.shares, self.key = batches, shares, key
-
-    def __len__(self) -> int:
-        return len(self.shares)
-
-    def __getitem__(self, k: int):
-        return self.batches.batch(self.shares[k], np.random.default_rng([*self.key, k]))
-
 
 
 __all__ = ["TrainBatches", "load_split", "infer_channels", "class_statistics",

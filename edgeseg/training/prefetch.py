@@ -2,8 +2,7 @@
 
 OpenCV's warps and LUTs release the GIL, so augmenting batch n+1 overlaps with the forward and
 backward pass of batch n. Batches come out in the order the iterable makes them, so a seeded
-epoch is the same with and without prefetching. (Where one core cannot keep up, as beside a GPU,
-worker processes make them: ``TrainBatches.epoch(workers=N)``.)
+epoch is the same with and without prefetching.
 """
 
 from __future__ import annotations

@@ -273,10 +273,9 @@ def _prepare(cfg: TrainConfig) -> _Run:
     cores = os.cpu_count() or 1
     threads = cfg.threads or max(1, cores // ranks.local_world)  # the cores shared by the ranks on this machine
     torch.set_num_threads(threads)
-    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008)
-    # or beside a GPU; worker processes make theirs ahead anyway.
-    free_core = threads * ranks.local_world < cores or device.type == "cuda"
-    make_ahead = prefetch if free_core and not cfg.loader_workers else iter
+    # A batch made in a background thread pays only on a core torch leaves free (docs/decisions/0008),
+    # or beside a GPU
+    make_ahead = prefetch if threads * ranks.local_world < cores or device.type == "cuda" else iter
     _seed_everything(cfg.seed)
     layout = DatasetLayout.open(cfg.data)
     layout.require_paired()  # what data check calls an error is refused, not left out silently
@@ -333,7 +332,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
     losses: list[torch.Tensor] = []  # read back every POSTFIX_STEPS: a read per step would stall a GPU
     run.model.train()
-    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world, cfg.loader_workers)),
+    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world)),
                    total=batches.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (show_progress and ranks.main), leave=False)
     for step, (x, y) in enumerate(bar):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from edgeseg.data import DatasetLayout
-from edgeseg.errors import ConfigError
 from edgeseg.metrics import confusion_matrix, iou_report, mean_iou
 from edgeseg.training import trainer
 from edgeseg.training.calibrate import OFFSET_GRID, calibration_seconds, fit_class_offsets
@@ -21,26 +20,21 @@ from edgeseg.training.prefetch import prefetch
 from edgeseg.training.trainer import _schedule, evaluate, next_epoch_seconds, train
 
 
-def test_worker_processes_make_exactly_the_batches_the_training_process_makes(synth_data, tmp_path):
-    """Each batch's augmentations come from its own stream, so DataLoader workers change nothing
-    but who makes them; a distributed rank's share is the same either way."""
+def test_each_batch_is_made_from_its_own_stream_whoever_makes_it_and_in_any_order(synth_data, tmp_path):
+    """What lets a worker process make any batch: batch k of (seed, epoch, rank) is the same made
+    alone, out of order, as made in the epoch's turn; another epoch draws others."""
     import torch
 
     cfg = TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, batch_size=4, oversample=2.0)
     batches = trainer.load_data(cfg, DatasetLayout.open(synth_data), 1).batches
     for rank, world in ((0, 1), (1, 2)):
-        alone = list(batches.epoch(3, 7, rank, world))
-        seen = batches.seen
-        made = list(batches.epoch(3, 7, rank, world, workers=2))
-        assert batches.seen == seen and len(made) == len(alone) > 2
-        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(alone, made, strict=True))
-    other_epoch = next(iter(batches.epoch(4, 7)))
-    assert not torch.equal(other_epoch[0], alone[0][0])
-
-
-def test_loader_workers_cannot_be_negative():
-    with pytest.raises(ConfigError, match="loader_workers must be 0"):
-        TrainConfig(loader_workers=-1)
+        in_turn = list(batches.epoch(3, 7, rank, world))
+        shares = batches.plan(3, 7, rank, world)
+        assert len(shares) == len(in_turn) > 2
+        for k in reversed(range(len(shares))):
+            alone = batches.batch(shares[k], batches.batch_stream(3, 7, rank, k))
+            assert torch.equal(alone[0], in_turn[k][0]) and torch.equal(alone[1], in_turn[k][1])
+    assert not torch.equal(next(iter(batches.epoch(4, 7)))[0], in_turn[0][0])
 
 
 def test_prefetch_yields_everything_in_order():
