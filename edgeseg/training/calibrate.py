@@ -24,10 +24,10 @@ from tqdm import tqdm
 from edgeseg.data.classes import IGNORE_ID
 from edgeseg.data.frames import resize_pair
 from edgeseg.metrics import describe_report, iou_report, mean_iou, per_class_iou
-from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, weights_on_cpu
 from edgeseg.training.dataset import to_tensor_batch
-from edgeseg.training.devices import bf16_context
-from edgeseg.training.evaluation import CPU, evaluate
+from edgeseg.training.devices import CPU, bf16_context
+from edgeseg.training.evaluation import evaluate
 
 OFFSET_GRID = np.arange(-6.0, 6.01, 0.25)
 
@@ -132,7 +132,7 @@ def calibrate_checkpoint(path: Path, train: tuple[list, list], val: tuple[list, 
                                      "train_miou_after": round(train_after, 4),  # with the offsets as fitted
                                      "strength": strength,
                                      "fitted_offsets": [round(float(v), 3) for v in fitted]}}
-    state["model"] = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+    state["model"] = weights_on_cpu(model.state_dict())
     save_checkpoint(path, state)
     if show_progress:
         tqdm.write(f"calibrated class offsets {applied} ({strength:g} x those fitted "

@@ -44,6 +44,11 @@ class _CheckpointMeta(BaseModel):
     normalization: _Normalization
 
 
+def weights_on_cpu(state_dict: dict) -> dict:
+    """A model's weights as any machine loads them (a GPU run's too)."""
+    return {name: tensor.cpu() for name, tensor in state_dict.items()}
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write atomically so a crash mid-write never leaves a truncated best.pt behind."""
     path = Path(path)

@@ -12,6 +12,8 @@ import torch
 from edgeseg.cpu import native_bf16
 from edgeseg.errors import ConfigError
 
+CPU = torch.device("cpu")
+
 
 def wants_cuda(setting: str) -> bool:
     """Whether ``setting`` trains on a GPU here (``auto``: where PyTorch sees one)."""

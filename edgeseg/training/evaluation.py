@@ -11,9 +11,7 @@ from edgeseg.data.layout import DatasetLayout
 from edgeseg.engines.accuracy import frame_size_confusion
 from edgeseg.metrics import confusion_matrix
 from edgeseg.training.dataset import load_sample, to_tensor_batch
-from edgeseg.training.devices import bf16_context
-
-CPU = torch.device("cpu")
+from edgeseg.training.devices import CPU, bf16_context
 
 
 @torch.no_grad()

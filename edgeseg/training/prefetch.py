@@ -57,4 +57,3 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
     finally:
         stop.set()  # a consumer that stops early frees the producer
         worker.join(timeout=5)
-

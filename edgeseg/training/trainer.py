@@ -18,14 +18,13 @@ import torch
 from tqdm import tqdm
 
 import edgeseg
-from edgeseg.cpu import native_bf16
 from edgeseg.data import DatasetLayout
 from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import describe_report, iou_report
 from edgeseg.models import build_model, get_architecture
 from edgeseg.progress import progress
 from edgeseg.training.calibrate import calibrate_checkpoint, calibration_seconds
-from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint, weights_on_cpu
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import (
     TrainBatches,
@@ -40,6 +39,7 @@ from edgeseg.training.dataset import (
     repeat_factors,
 )
 from edgeseg.training.devices import (
+    CPU,
     bf16_context,
     has_native_bf16,
     restore_rng_states,
@@ -49,7 +49,7 @@ from edgeseg.training.devices import (
 )
 from edgeseg.training.distributed import Ranks, from_main, gathered, join, leave, unwrapped, wait_for_all, wrap
 from edgeseg.training.ema import moving_average
-from edgeseg.training.evaluation import CPU, evaluate, evaluate_frame_size
+from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
@@ -65,14 +65,12 @@ class TrainResult:
     frame_size_metrics: dict | None = None  # the kept model on val at each image's own size
 
 
-cpu_has_bf16 = native_bf16  # the name the benchmarks and tests know
 POSTFIX_STEPS = 20  # the progress bar's loss: the mean of the last this many steps
 
 
 def bf16_autocast(cfg: TrainConfig, device: torch.device = CPU) -> bool:
     """Whether the config's forward passes run under bf16 autocast on ``device`` (this CPU by default)."""
-    native = cpu_has_bf16() if device.type == "cpu" else has_native_bf16(device)
-    return cfg.bf16 == "on" or (cfg.bf16 == "auto" and native)
+    return cfg.bf16 == "on" or (cfg.bf16 == "auto" and has_native_bf16(device))
 
 
 def optimizer_step(model: torch.nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer,
@@ -369,20 +367,15 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, se
     return report
 
 
-def _on_cpu(state_dict: dict) -> dict:
-    """A model's weights as any machine loads them (a GPU run's too)."""
-    return {name: tensor.cpu() for name, tensor in state_dict.items()}
-
-
 def _save(run: _Run, epoch: int, report: dict) -> bool:
     """best.pt when the epoch improved on the best, last.pt always (with what resuming needs)."""
     meta = {**run.meta, "metrics": report, "epoch": epoch + 1}
     improved = report["miou"] > run.best_miou
     if improved:
         run.best_miou = report["miou"]
-        save_checkpoint(run.best_path, {"meta": meta, "model": _on_cpu(run.kept_model().state_dict())})
+        save_checkpoint(run.best_path, {"meta": meta, "model": weights_on_cpu(run.kept_model().state_dict())})
     save_checkpoint(run.last_path, {
-        "meta": meta, "model": _on_cpu(unwrapped(run.model).state_dict()),
+        "meta": meta, "model": weights_on_cpu(unwrapped(run.model).state_dict()),
         **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
         "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(), "epoch": epoch + 1,
         "history": run.history, "best_miou": run.best_miou, "elapsed": run.elapsed, **rng_states(run.device)})
