@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeseg.errors import ConfigError
 from edgeseg.settings import config_error, read_yaml_mapping
@@ -64,9 +64,11 @@ class TrainConfig(BaseModel):
     seed: int = 0
     # no epoch starts that is expected to end past this wall time, with the calibration after it
     max_minutes: float | None = None
-    # share of the run (of max_minutes, else of the epochs) trained on batches at half their side
-    # first: whole-image context at a quarter of the cost per sample (progressive resizing; 0: off)
-    half_size_share: float = 0.0
+    # share of the run (of max_minutes, else of the epochs) trained first on batches scaled to
+    # reduced_size_scale of their side: whole-image context at scale^2 of the cost per sample
+    # (progressive resizing; 0: off; half_size_share, its older name, is read as well)
+    reduced_size_share: float = Field(0.0, validation_alias=AliasChoices("reduced_size_share", "half_size_share"))
+    reduced_size_scale: float = 0.5  # times the side; the reduced side must be a multiple of the stride
     calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
     calibration_strength: float = 1.0
@@ -143,13 +145,22 @@ class TrainConfig(BaseModel):
             raise ValueError(f"ema_decay must be in (0, 1), not {decay}: try 0.995, or leave it unset")
         return decay
 
-    @field_validator("dropout", "half_size_share")
+    @field_validator("dropout", "reduced_size_share")
     @classmethod
     def _share_below_one(cls, value: float, info) -> float:
         if not 0 <= value < 1:
-            hint = {"half_size_share": ": use 0 to train at full size throughout, 0.5 for the first half of the run"}
+            hint = {"reduced_size_share": ": use 0 to train at full size throughout, 0.5 for the first half of "
+                                          "the run"}
             raise ValueError(f"{info.field_name} must be in [0, 1), not {value}{hint.get(info.field_name, '')}")
         return value
+
+    @field_validator("reduced_size_scale")
+    @classmethod
+    def _scale(cls, scale: float) -> float:
+        if not 0 < scale < 1:
+            raise ValueError(f"reduced_size_scale must be in (0, 1), not {scale}: 0.5 halves the side, 0.75 takes "
+                             "three quarters of it")
+        return scale
 
     @field_validator("loss_downscale")
     @classmethod

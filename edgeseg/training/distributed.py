@@ -2,7 +2,7 @@
 edgeseg train ...`` (or ``edgeseg train --distributed N``, which starts torchrun) runs the same
 training under DistributedDataParallel, gloo on CPUs and NCCL on GPUs. Every rank draws the same
 epoch order and takes its share of each global batch; rank 0 evaluates, writes checkpoints and
-logs, and decides what all must agree on (stop, half size, the time used)."""
+logs, and decides what all must agree on (stop, reduced size, the time used)."""
 
 from __future__ import annotations
 

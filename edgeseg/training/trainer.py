@@ -53,6 +53,7 @@ from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
+from edgeseg.training.progressive import check_reduced_side, reduced_size, side_multiple
 
 
 @dataclass
@@ -118,22 +119,21 @@ def _schedule(total_steps: int, warmup_steps: int, time_done=lambda: 0.0):
     return factor
 
 
-def next_epoch_seconds(history: list[dict], halved: bool) -> float:
+def epoch_scale(epoch: dict) -> float:
+    """The share of the side an epoch of the history trained at (1: full size; half_size: older runs')."""
+    return epoch.get("reduced_size") or (0.5 if epoch.get("half_size") else 1.0)
+
+
+def next_epoch_seconds(history: list[dict], reduced: bool) -> float:
     """How long the next epoch will take (training and evaluation), from the epochs so far: the
-    longer of the last two trained at the same size (a shared machine's pace drifts), or four
-    times the last half-size epoch for the first epoch at full size (four times the pixels)."""
+    longer of the last two trained at the same size (a shared machine's pace drifts), or, for the
+    first epoch at full size, the last reduced one's time over its scale squared (its pixels)."""
     ends = [0.0] + [h["elapsed_s"] for h in history]
-    lengths = [(ends[i + 1] - ends[i], bool(h.get("half_size"))) for i, h in enumerate(history)]
-    same = [length for length, was_halved in lengths if was_halved == halved]
+    lengths = [(ends[i + 1] - ends[i], epoch_scale(h)) for i, h in enumerate(history)]
+    same = [length for length, scale in lengths if (scale < 1) == reduced]
     if same:
         return max(same[-2:])
-    return 4 * lengths[-1][0] if lengths else 0.0
-
-
-def half_size(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch at half its side: each 2x2 block of the image averaged (exactly what an area
-    resize does), the mask sampled at one pixel of each block (a mask has no averages)."""
-    return torch.nn.functional.avg_pool2d(x, 2), y[:, ::2, ::2]
+    return lengths[-1][0] / lengths[-1][1] ** 2 if lengths else 0.0
 
 
 class RunClock:
@@ -207,10 +207,10 @@ class _Run:
     def kept_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else unwrapped(self.model)
 
-    def trains_halved(self, epoch: int) -> bool:
-        """Whether an epoch starting now runs on halved batches (the first half_size_share of the run)."""
+    def trains_reduced(self, epoch: int) -> bool:
+        """Whether an epoch starting now runs on reduced batches (the first reduced_size_share of the run)."""
         cfg = self.cfg
-        return (self.clock.share_used() if cfg.max_minutes else epoch / cfg.epochs) < cfg.half_size_share
+        return (self.clock.share_used() if cfg.max_minutes else epoch / cfg.epochs) < cfg.reduced_size_share
 
 
 def _check_config(cfg: TrainConfig) -> None:
@@ -221,9 +221,8 @@ def _check_config(cfg: TrainConfig) -> None:
     for side in {cfg.input_size, cfg.input_width or cfg.input_size, cfg.input_height or cfg.input_size}:
         if side % arch.stride:
             raise ConfigError(f"input size {side} is not a multiple of {arch.name}'s stride {arch.stride}")
-        if cfg.half_size_share and (cfg.crop_size or side) % (2 * arch.stride):
-            raise ConfigError(f"half of {cfg.crop_size or side} px is not a multiple of {arch.name}'s "
-                              f"stride {arch.stride}", fix="set half_size_share: 0, or train on a size that halves")
+        if cfg.reduced_size_share:
+            check_reduced_side(cfg.crop_size or side, arch.stride, cfg.reduced_size_scale, arch.name)
 
 
 def load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
@@ -242,12 +241,13 @@ def load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
 
 
 def _input_shape(cfg: TrainConfig, photo_shapes: list[tuple[int, ...]]) -> tuple[int, int]:
-    """(height, width): as given, else from input_size and the photos' aspect (half-size phases
-    need sides that halve to a multiple of the stride)."""
+    """(height, width): as given, else from input_size and the photos' aspect (a reduced phase
+    needs sides that scale to a multiple of the stride)."""
     if cfg.input_width and cfg.input_height:
         return cfg.input_height, cfg.input_width
-    stride = get_architecture(cfg.arch).stride * (2 if cfg.half_size_share else 1)
-    return input_shape(cfg.input_size, photo_shapes, stride, cfg.keep_aspect)
+    multiple = side_multiple(get_architecture(cfg.arch).stride,
+                             cfg.reduced_size_scale if cfg.reduced_size_share else None)
+    return input_shape(cfg.input_size, photo_shapes, multiple, cfg.keep_aspect)
 
 
 def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, data: _Data) -> dict:
@@ -326,7 +326,7 @@ def _resume(run: _Run) -> float:
     return state.get("elapsed", 0.0)
 
 
-def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -> list[float]:
+def _train_one_epoch(run: _Run, epoch: int, reduced: bool, show_progress: bool) -> list[float]:
     cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
     losses: list[torch.Tensor] = []  # read back every POSTFIX_STEPS: a read per step would stall a GPU
     run.model.train()
@@ -335,8 +335,8 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
                    disable=not (show_progress and ranks.main), leave=False)
     for step, (x, y) in enumerate(bar):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
-        if halved:
-            x, y = half_size(x, y)
+        if reduced:
+            x, y = reduced_size(x, y, cfg.reduced_size_scale)
         loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16, run.cfg.loss_downscale)
         run.scheduler.step()
         if run.ema is not None:
@@ -349,7 +349,7 @@ def _train_one_epoch(run: _Run, epoch: int, halved: bool, show_progress: bool) -
     return torch.stack(losses).float().cpu().tolist() if losses else []
 
 
-def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, seen: list[int]) -> dict:
+def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], reduced: bool, seen: list[int]) -> dict:
     """Score the kept model on val and append the epoch to the history (with the samples every
     rank was given, as a count and a digest); returns its report."""
     d = run.data
@@ -360,10 +360,10 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], halved: bool, se
     evaluated = time.perf_counter()
     run.elapsed = evaluated - run.clock.started
     digest = hashlib.sha256(np.sort(np.array(seen, np.int64)).tobytes()).hexdigest()[:16]
+    size = {"reduced_size": run.cfg.reduced_size_scale} if reduced else {}
     run.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
-                        "samples": len(seen), "samples_digest": digest,
-                        "elapsed_s": round(run.elapsed, 1),
-                        "eval_s": round(evaluated - evaluation_started, 2), **({"half_size": True} if halved else {})})
+                        "samples": len(seen), "samples_digest": digest, "elapsed_s": round(run.elapsed, 1),
+                        "eval_s": round(evaluated - evaluation_started, 2), **size})
     return report
 
 
@@ -390,7 +390,7 @@ def _out_of_time(run: _Run, epoch: int, show_progress: bool) -> bool:
     if cfg.max_minutes is None:
         return False
     elapsed = run.elapsed
-    expected = next_epoch_seconds(history, run.trains_halved(epoch + 1))
+    expected = next_epoch_seconds(history, run.trains_reduced(epoch + 1))
     calibration = (calibration_seconds(max(h.get("eval_s", 0.0) for h in history[-2:]),
                                        len(run.data.train_images), len(run.data.val_images)) if cfg.calibrate else 0.0)
     if elapsed + expected + calibration <= cfg.max_minutes * 60:
@@ -402,10 +402,10 @@ def _out_of_time(run: _Run, epoch: int, show_progress: bool) -> bool:
     return True
 
 
-def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict, improved: bool, halved: bool) -> None:
-    elapsed = run.elapsed
+def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict, improved: bool, reduced: bool) -> None:
+    size = f", at {run.cfg.reduced_size_scale:g} of the side" if reduced else ""
     tqdm.write(f"epoch {epoch + 1}/{run.cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
-               f"{'  * best' if improved else ''}  [{elapsed / 60:.1f} min{', half size' if halved else ''}]")
+               f"{'  * best' if improved else ''}  [{run.elapsed / 60:.1f} min{size}]")
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
@@ -429,18 +429,18 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 def _epoch(run: _Run, epoch: int, show_progress: bool) -> bool:
     """Train one epoch; on rank 0 evaluate and save it. True when the run is out of time."""
     ranks = run.ranks
-    if ranks.distributed:  # every rank follows rank 0's clock (learning rate, half size)
+    if ranks.distributed:  # every rank follows rank 0's clock (learning rate, reduced size)
         run.clock.agreed_share = None
         run.clock.agreed_share = from_main(ranks, run.clock.share_used())
-    halved = run.trains_halved(epoch)
-    losses = [loss for part in gathered(ranks, _train_one_epoch(run, epoch, halved, show_progress)) for loss in part]
+    reduced = run.trains_reduced(epoch)
+    losses = [loss for part in gathered(ranks, _train_one_epoch(run, epoch, reduced, show_progress)) for loss in part]
     seen = [index for part in gathered(ranks, run.data.batches.seen) for index in part]
     if not ranks.main:
         return False
-    report = _evaluate_epoch(run, epoch, losses, halved, seen)
+    report = _evaluate_epoch(run, epoch, losses, reduced, seen)
     improved = _save(run, epoch, report)
     if show_progress:
-        _report_epoch(run, epoch, losses, report, improved, halved)
+        _report_epoch(run, epoch, losses, report, improved, reduced)
     return _out_of_time(run, epoch, show_progress)
 
 

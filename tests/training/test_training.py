@@ -2,6 +2,7 @@ import json
 import pickle
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,8 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import area_factors, class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import SegmentationLoss, dice_loss
-from edgeseg.training.trainer import evaluate, half_size, train
+from edgeseg.training.progressive import reduced_size
+from edgeseg.training.trainer import evaluate, train
 
 
 def test_rare_classes_get_more_weight_and_more_draws():
@@ -226,27 +228,55 @@ def test_seeded_runs_are_identical(synth_data, tmp_path):
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
 
 
-def test_half_size_averages_image_blocks_and_samples_the_mask():
+def test_half_size_averages_image_blocks_and_samples_the_mask_centre_to_centre():
     x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
-    y = torch.tensor([[[1, 0, 2, 0], [0, 0, 0, 0], [255, 0, 3, 3], [0, 0, 3, 3]]])
-    small_x, small_y = half_size(x, y)
+    y = torch.tensor([[[0, 0, 0, 0], [0, 1, 0, 2], [0, 0, 0, 0], [0, 255, 0, 3]]])
+    small_x, small_y = reduced_size(x, y, 0.5)
     assert small_x.tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
-    assert small_y.tolist() == [[[1, 2], [255, 3]]]
+    assert small_y.tolist() == [[[1, 2], [255, 3]]]  # the pixel INTER_NEAREST_EXACT picks in each block
+    exact = cv2.resize(y[0].numpy().astype(np.uint8), (2, 2), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert small_y[0].numpy().tolist() == exact.tolist()
 
 
-def test_half_size_share_trains_the_first_part_of_the_run_on_halved_batches(synth_data, tmp_path, monkeypatch):
+def test_three_quarter_size_averages_the_image_and_takes_each_label_from_inside_its_pixel():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 64, 96)
+    rows, cols = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
+    y = torch.stack([rows, cols]).to(torch.uint8)  # each label says where it came from
+    small_x, small_y = reduced_size(x, y, 0.75)
+    assert small_x.shape == (2, 1, 48, 72) and small_y.shape == (2, 48, 72) and small_y.dtype == torch.uint8
+    assert small_x.mean().item() == pytest.approx(x.mean().item(), abs=0.01)  # averaged, not sampled
+    assert small_x.std().item() < 0.8 * x.std().item()
+    for axis, full, n in ((0, 64, 48), (1, 96, 72)):
+        source = (small_y[0] if axis == 0 else small_y[1]).long()
+        index = torch.arange(n)[:, None] if axis == 0 else torch.arange(n)[None, :]
+        assert ((source * n >= index * full) & (source * n < (index + 1) * full)).all()
+
+
+@pytest.mark.parametrize(("scale", "key", "side"), [(0.5, "half_size_share", 32), (0.75, "reduced_size_share", 48)])
+def test_a_reduced_share_trains_the_first_part_of_the_run_on_reduced_batches(synth_data, tmp_path, monkeypatch,
+                                                                              scale, key, side):
     seen = []
 
-    def recording_half_size(x, y):
-        small_x, small_y = half_size(x, y)
+    def recording_reduced_size(x, y, factor):
+        small_x, small_y = reduced_size(x, y, factor)
         seen.append((tuple(small_x.shape[-2:]), tuple(small_y.shape[-2:])))
         return small_x, small_y
 
-    monkeypatch.setattr(trainer, "half_size", recording_half_size)
+    monkeypatch.setattr(trainer, "reduced_size", recording_reduced_size)
     result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=4, batch_size=8,
-                               arch_kwargs={"base": 8}, seed=4, half_size_share=0.5), show_progress=False)
-    assert [h.get("half_size", False) for h in result.history] == [True, True, False, False]
-    assert seen and set(seen) == {((32, 32), (32, 32))}
+                               arch_kwargs={"base": 8}, seed=4, reduced_size_scale=scale, **{key: 0.5}),
+                   show_progress=False)
+    assert [h.get("reduced_size", 1.0) for h in result.history] == [scale, scale, 1.0, 1.0]
+    assert seen and set(seen) == {((side, side), (side, side))}
+
+
+def test_a_side_whose_reduced_size_misses_the_stride_is_refused_before_training(synth_data, tmp_path):
+    with pytest.raises(ConfigError, match="0.75 of 96 px is not a multiple") as e:
+        train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=96, epochs=1, reduced_size_share=0.5,
+                          reduced_size_scale=0.75), show_progress=False)
+    assert "multiple of 64" in e.value.fix
+    assert not tmp_path.joinpath("best.pt").exists()
 
 
 def test_training_with_the_loss_at_a_quarter_of_the_side_learns_and_keeps_full_size_masks(
@@ -269,7 +299,8 @@ def test_training_with_the_loss_at_a_quarter_of_the_side_learns_and_keeps_full_s
 
 @pytest.mark.parametrize("change, message", [
     ({"input_size": 100}, "multiple of 32"), ({"loss": "focal"}, "unknown loss"),
-    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "half_size_share"),
+    ({"dropout": 1.5}, "dropout"), ({"channels": 2}, "channels"), ({"half_size_share": 1.0}, "reduced_size_share"),
+    ({"reduced_size_scale": 1.0}, "reduced_size_scale"),
     ({"compile_loss": "no"}, "compile_loss must be true or false"), ({"calibrate": 1}, "calibrate must be"),
     ({"input_width": 96}, "input_width and input_height go together"), ({"input_height": 90}, "multiple of 32"),
     ({"input_width": 64, "input_height": 96, "crop_size": 96}, "crop size 96 must be"),

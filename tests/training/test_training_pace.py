@@ -94,13 +94,15 @@ def test_schedule_decays_to_zero_by_the_time_limit_when_that_comes_first():
 
 
 def test_next_epoch_is_expected_to_last_as_long_as_the_longer_of_the_last_two_of_its_size():
-    assert next_epoch_seconds([], halved=False) == 0.0
+    assert next_epoch_seconds([], reduced=False) == 0.0
     history = [{"elapsed_s": 70.0}, {"elapsed_s": 120.0}, {"elapsed_s": 175.0}, {"elapsed_s": 227.0}]
-    assert next_epoch_seconds(history, halved=False) == pytest.approx(55.0)  # 55 and 52: the longer
-    halved = [{"elapsed_s": 20.0, "half_size": True}, {"elapsed_s": 32.0, "half_size": True}]
-    assert next_epoch_seconds(halved, halved=True) == pytest.approx(20.0)
-    assert next_epoch_seconds(halved, halved=False) == pytest.approx(48.0)  # first at full size: 4 x 12 s
-    assert next_epoch_seconds(halved + [{"elapsed_s": 80.0}], halved=False) == pytest.approx(48.0)
+    assert next_epoch_seconds(history, reduced=False) == pytest.approx(55.0)  # 55 and 52: the longer
+    halved = [{"elapsed_s": 20.0, "half_size": True}, {"elapsed_s": 32.0, "half_size": True}]  # older runs' history
+    assert next_epoch_seconds(halved, reduced=True) == pytest.approx(20.0)
+    assert next_epoch_seconds(halved, reduced=False) == pytest.approx(48.0)  # first at full size: 4 x 12 s
+    assert next_epoch_seconds(halved + [{"elapsed_s": 80.0}], reduced=False) == pytest.approx(48.0)
+    three_quarters = [{"elapsed_s": 18.0, "reduced_size": 0.75}, {"elapsed_s": 36.0, "reduced_size": 0.75}]
+    assert next_epoch_seconds(three_quarters, reduced=False) == pytest.approx(32.0)  # 18 s / 0.75^2
 
 
 def test_time_limit_stops_before_an_epoch_that_would_end_past_it(synth_data, tmp_path, monkeypatch):
