@@ -34,10 +34,12 @@ import numpy as np
 from common import (
     DEFAULT_DATA,
     benchmark_app,
+    checkpoint_at,
     cpu_name,
     median_latency_ms,
     model_of,
     result_folder,
+    run_main,
     throughput_fps,
     write_run_json,
 )
@@ -257,6 +259,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.replot and args.checkpoint is None:
         parser.error("--checkpoint is required")
+    if not args.replot:
+        args.checkpoint = checkpoint_at(args.checkpoint)  # refused before minutes of building
     if args.replot:
         if args.out is None:
             parser.error("--replot needs --out")
@@ -287,4 +291,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from common import cpu_name, result_folder, write_run_json
+from common import cpu_name, result_folder, run_main, write_run_json
 
 
 def edgeseg(*args) -> str:
@@ -84,4 +84,4 @@ def table(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -47,9 +47,11 @@ from common import (
     DEFAULT_DATA,
     RESULTS,
     benchmark_app,
+    checkpoint_at,
     cpu_name,
     machine_tag,
     result_folder,
+    run_main,
     throughput_fps,
     write_run_json,
 )
@@ -151,6 +153,8 @@ def main() -> None:
     args.bundles = args.bundles or default_bundles()
     if args.checkpoint is None and not args.loop_only:
         parser.error("--checkpoint is needed for the hand-written loops (or measure with --loop-only)")
+    if args.checkpoint is not None:
+        args.checkpoint = checkpoint_at(args.checkpoint)
     missing = [str(path) for path in args.bundles if not (path / "manifest.json").is_file()]
     if missing:
         fix = f"; build the default ones with .venv/bin/python {BUILD_DEFAULTS}" if default else ""
@@ -326,4 +330,4 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from common import DEFAULT_DATA, benchmark_app, cpu_name, result_folder, throughput_fps, write_run_json
+from common import DEFAULT_DATA, benchmark_app, cpu_name, result_folder, run_main, throughput_fps, write_run_json
 from edgeseg.engines.bundle import Bundle
 from edgeseg.runtime.sources.memory import MemorySource
 from edgeseg.station.config import read_station
@@ -185,4 +185,4 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

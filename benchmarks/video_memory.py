@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common import DEFAULT_DATA, cpu_name, result_folder, write_run_json
+from common import DEFAULT_DATA, cpu_name, result_folder, run_main, write_run_json
 from edgeseg.engines.bundle import Bundle
 from edgeseg.runtime.session import InspectionSession, RunOptions
 from edgeseg.runtime.sinks import FrameResult, Sink
@@ -92,4 +91,4 @@ def table(results: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

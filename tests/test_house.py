@@ -117,3 +117,28 @@ def test_the_repository_stays_light():
     weights = [path.relative_to(ROOT).as_posix() for path in files
                if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".onnx", ".xml", ".plan", ".engine")]
     assert weights == [], "model weights are tracked (the repository carries results, never weights)"
+
+
+def test_every_benchmark_script_ends_bad_input_with_a_one_line_error():
+    """Each script's entry point goes through common.run_main (edgeseg's error, exit 2), not a
+    bare main() that would print a traceback for a missing checkpoint or data set."""
+    bare = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        text = path.read_text()
+        if 'if __name__ == "__main__":' in text and "run_main(main)" not in text.split('if __name__ == "__main__":')[1]:
+            bare.append(path.name)
+    assert bare == []
+
+
+@pytest.mark.parametrize(("script", "args"), [("compare_magnetic_tile.py", ["--checkpoint"]),
+                                               ("runtime_magnetic_tile.py", ["--loop-only", "--checkpoint"])])
+def test_a_benchmark_given_no_checkpoint_stops_with_one_line(script, args, tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "gone.pt"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args, str(missing),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "no checkpoint here" in done.stderr
+    assert not (tmp_path / "out").exists()

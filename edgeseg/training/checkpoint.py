@@ -66,6 +66,9 @@ def load_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
             raise CheckpointError(f"not a readable checkpoint ({first_line(e)})", path, "train again") from None
+        if "Unsupported global" not in str(e):  # an opcode it cannot read: bytes, not a refused object
+            raise CheckpointError("not a readable checkpoint (its bytes are not a PyTorch checkpoint's)", path,
+                                  "the file is damaged or of another format; train again or copy it again") from None
         raise CheckpointError("refused: it holds objects that would run code when loaded", path,
                               "edgeseg reads only plain tensors and values; use a checkpoint written by edgeseg train"
                               ) from None

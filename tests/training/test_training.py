@@ -339,6 +339,15 @@ def test_truncated_checkpoint_is_refused(trained_run, tmp_path):
         load_checkpoint(bad)
 
 
+@pytest.mark.parametrize("content", [bytes(range(256)) * 16, b"\x80\x02" + bytes(range(255, 0, -1))])
+def test_random_bytes_are_called_unreadable_not_dangerous(tmp_path, content):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as refused:
+        load_checkpoint(path)
+    assert "run code" not in str(refused.value)
+
+
 def test_foreign_checkpoint_is_refused(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an edgeseg checkpoint"):
