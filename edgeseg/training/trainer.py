@@ -53,7 +53,7 @@ from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
-from edgeseg.training.progressive import check_reduced_side, reduced_size, side_multiple
+from edgeseg.training.progressive import reduced_shape, reduced_size
 
 
 @dataclass
@@ -204,6 +204,10 @@ class _Run:
     def last_path(self) -> Path:
         return self.out / "last.pt"
 
+    @property
+    def stride(self) -> int:
+        return get_architecture(self.cfg.arch).stride
+
     def kept_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else unwrapped(self.model)
 
@@ -221,8 +225,6 @@ def _check_config(cfg: TrainConfig) -> None:
     for side in {cfg.input_size, cfg.input_width or cfg.input_size, cfg.input_height or cfg.input_size}:
         if side % arch.stride:
             raise ConfigError(f"input size {side} is not a multiple of {arch.name}'s stride {arch.stride}")
-        if cfg.reduced_size_share:
-            check_reduced_side(cfg.crop_size or side, arch.stride, cfg.reduced_size_scale, arch.name)
 
 
 def load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
@@ -241,13 +243,10 @@ def load_data(cfg: TrainConfig, layout: DatasetLayout, channels: int) -> _Data:
 
 
 def _input_shape(cfg: TrainConfig, photo_shapes: list[tuple[int, ...]]) -> tuple[int, int]:
-    """(height, width): as given, else from input_size and the photos' aspect (a reduced phase
-    needs sides that scale to a multiple of the stride)."""
+    """(height, width): as given, else from input_size and the photos' aspect."""
     if cfg.input_width and cfg.input_height:
         return cfg.input_height, cfg.input_width
-    multiple = side_multiple(get_architecture(cfg.arch).stride,
-                             cfg.reduced_size_scale if cfg.reduced_size_share else None)
-    return input_shape(cfg.input_size, photo_shapes, multiple, cfg.keep_aspect)
+    return input_shape(cfg.input_size, photo_shapes, get_architecture(cfg.arch).stride, cfg.keep_aspect)
 
 
 def _checkpoint_meta(cfg: TrainConfig, layout: DatasetLayout, channels: int, data: _Data) -> dict:
@@ -336,7 +335,7 @@ def _train_one_epoch(run: _Run, epoch: int, reduced: bool, show_progress: bool) 
     for step, (x, y) in enumerate(bar):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if reduced:
-            x, y = reduced_size(x, y, cfg.reduced_size_scale)
+            x, y = reduced_size(x, y, reduced_shape(*x.shape[-2:], cfg.reduced_size_scale, run.stride))
         loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16, run.cfg.loss_downscale)
         run.scheduler.step()
         if run.ema is not None:

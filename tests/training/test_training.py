@@ -16,7 +16,7 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import area_factors, class_weights, epoch_indices, load_split, repeat_factors
 from edgeseg.training.losses import SegmentationLoss, dice_loss
-from edgeseg.training.progressive import reduced_size
+from edgeseg.training.progressive import reduced_shape, reduced_size
 from edgeseg.training.trainer import evaluate, train
 
 
@@ -231,7 +231,7 @@ def test_seeded_runs_are_identical(synth_data, tmp_path):
 def test_half_size_averages_image_blocks_and_samples_the_mask_centre_to_centre():
     x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
     y = torch.tensor([[[0, 0, 0, 0], [0, 1, 0, 2], [0, 0, 0, 0], [0, 255, 0, 3]]])
-    small_x, small_y = reduced_size(x, y, 0.5)
+    small_x, small_y = reduced_size(x, y, (2, 2))
     assert small_x.tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
     assert small_y.tolist() == [[[1, 2], [255, 3]]]  # the pixel INTER_NEAREST_EXACT picks in each block
     exact = cv2.resize(y[0].numpy().astype(np.uint8), (2, 2), interpolation=cv2.INTER_NEAREST_EXACT)
@@ -243,7 +243,7 @@ def test_three_quarter_size_averages_the_image_and_takes_each_label_from_inside_
     x = torch.rand(2, 1, 64, 96)
     rows, cols = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
     y = torch.stack([rows, cols]).to(torch.uint8)  # each label says where it came from
-    small_x, small_y = reduced_size(x, y, 0.75)
+    small_x, small_y = reduced_size(x, y, reduced_shape(64, 96, 0.75, 8))
     assert small_x.shape == (2, 1, 48, 72) and small_y.shape == (2, 48, 72) and small_y.dtype == torch.uint8
     assert small_x.mean().item() == pytest.approx(x.mean().item(), abs=0.01)  # averaged, not sampled
     assert small_x.std().item() < 0.8 * x.std().item()
@@ -258,8 +258,8 @@ def test_a_reduced_share_trains_the_first_part_of_the_run_on_reduced_batches(syn
                                                                               scale, key, side):
     seen = []
 
-    def recording_reduced_size(x, y, factor):
-        small_x, small_y = reduced_size(x, y, factor)
+    def recording_reduced_size(x, y, size):
+        small_x, small_y = reduced_size(x, y, size)
         seen.append((tuple(small_x.shape[-2:]), tuple(small_y.shape[-2:])))
         return small_x, small_y
 
@@ -271,12 +271,10 @@ def test_a_reduced_share_trains_the_first_part_of_the_run_on_reduced_batches(syn
     assert seen and set(seen) == {((side, side), (side, side))}
 
 
-def test_a_side_whose_reduced_size_misses_the_stride_is_refused_before_training(synth_data, tmp_path):
-    with pytest.raises(ConfigError, match="0.75 of 96 px is not a multiple") as e:
-        train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=96, epochs=1, reduced_size_share=0.5,
-                          reduced_size_scale=0.75), show_progress=False)
-    assert "multiple of 64" in e.value.fix
-    assert not tmp_path.joinpath("best.pt").exists()
+def test_reduced_sides_round_to_the_stride_so_any_input_size_takes_any_scale():
+    assert reduced_shape(256, 256, 0.75, 16) == (192, 192)
+    assert reduced_shape(224, 384, 0.75, 16) == (160, 288)  # 168 is no multiple of 16: the nearest that is
+    assert reduced_shape(64, 64, 0.1, 32) == (32, 32)  # never below one stride
 
 
 def test_training_with_the_loss_at_a_quarter_of_the_side_learns_and_keeps_full_size_masks(
