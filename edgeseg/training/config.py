@@ -68,7 +68,7 @@ class TrainConfig(BaseModel):
     # reduced_size_scale of their side: whole-image context at scale^2 of the cost per sample
     # (progressive resizing; 0: off; half_size_share, its older name, is read as well)
     reduced_size_share: float = Field(0.0, validation_alias=AliasChoices("reduced_size_share", "half_size_share"))
-    reduced_size_scale: float = 0.5  # times the side; the reduced side must be a multiple of the stride
+    reduced_size_scale: float = 0.5  # times the side, each reduced side rounded to the architecture's stride
     calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
     calibration_strength: float = 1.0

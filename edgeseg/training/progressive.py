@@ -9,7 +9,9 @@ import torch
 def reduced_shape(height: int, width: int, scale: float, stride: int) -> tuple[int, int]:
     """Each side times ``scale``, rounded to the nearest multiple of the architecture's stride (at
     least one stride): 256 at 0.75 is 192, 224 at 0.75 is 160 (168 is not a multiple of 16)."""
-    return tuple(max(stride, stride * round(side * scale / stride)) for side in (height, width))  # type: ignore[return-value]
+    def reduced(side: int) -> int:
+        return max(stride, stride * round(side * scale / stride))
+    return reduced(height), reduced(width)
 
 
 def reduced_size(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
