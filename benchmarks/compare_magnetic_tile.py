@@ -257,9 +257,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: results/compare/MODEL/MACHINE-DATE")
     parser.add_argument("--replot", action="store_true", help="only redraw table.md and scaling.png from results.json")
     args = parser.parse_args()
-    if not args.replot and args.checkpoint is None:
-        parser.error("--checkpoint is required")
     if not args.replot:
+        if args.checkpoint is None:
+            parser.error("--checkpoint is required")
         args.checkpoint = checkpoint_at(args.checkpoint)  # refused before minutes of building
     if args.replot:
         if args.out is None:

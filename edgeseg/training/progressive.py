@@ -24,5 +24,6 @@ def reduced_size(x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> tup
 
 
 def _centres(n: int, full: int, device: torch.device) -> torch.Tensor:
-    """The source index whose pixel holds the centre of each of ``n`` pixels spread over ``full``."""
+    """The source index whose pixel holds the centre of each of ``n`` pixels spread over ``full``
+    (torch's ``nearest-exact`` picks the same, but takes no int64 masks, which training's are)."""
     return ((torch.arange(n, dtype=torch.float64, device=device) + 0.5) * (full / n)).long().clamp_(max=full - 1)
