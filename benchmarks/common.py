@@ -65,10 +65,17 @@ def machine_tag() -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or platform.machine()
 
 
-def result_folder(benchmark: str, model: str, variant: str = "") -> Path:
-    """``results/<benchmark>/<model>/<machine>-<date>[-<variant>]``: the one way result folders
-    are named."""
-    name = f"{machine_tag()}-{date.today().isoformat()}" + (f"-{variant}" if variant else "")
+def gpu_tag(name: str) -> str:
+    """A GPU's name as result folders carry it: ``NVIDIA H200`` -> ``h200``."""
+    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"^nvidia\s+", "", name.lower())).strip("-")
+
+
+def result_folder(benchmark: str, model: str, variant: str = "", on_gpu: bool = False) -> Path:
+    """``results/<benchmark>/<model>/<machine>[-<gpu>]-<date>[-<variant>]``: the one way result
+    folders are named; ``on_gpu``: the run measured the machine's first NVIDIA GPU, named after the CPU."""
+    gpu = gpu_name() if on_gpu else None
+    machine = machine_tag() + (f"-{gpu_tag(gpu)}" if gpu else "")
+    name = f"{machine}-{date.today().isoformat()}" + (f"-{variant}" if variant else "")
     return RESULTS / benchmark / model / name
 
 

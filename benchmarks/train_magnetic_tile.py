@@ -61,10 +61,10 @@ def main() -> None:
 
     cfg = TrainConfig.from_yaml(args.config)
     variant = "-".join(part for part in (args.variant, f"seed{cfg.seed}") if part)
-    args.out = args.out or str(result_folder("train", cfg.arch, variant))
+    device = training_device(cfg.device)
+    args.out = args.out or str(result_folder("train", cfg.arch, variant, on_gpu=device.type == "cuda"))
     write_run_json(Path(args.out))
     cfg.data, cfg.out = args.data, str(Path(args.out) / "run")
-    device = training_device(cfg.device)
     started = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - started

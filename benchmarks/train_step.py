@@ -104,7 +104,8 @@ def main() -> None:
     device = training_device(args.device)
     steppers = {path: Stepper(cfg, device) for path, cfg in cfgs.items()}
     result = report(args.config, steppers, measure(steppers, args.rounds, args.steps))
-    out = Path(args.out or result_folder("train-step", cfgs[args.config[0]].arch, args.variant))
+    out = Path(args.out or result_folder("train-step", cfgs[args.config[0]].arch, args.variant,
+                                           on_gpu=device.type == "cuda"))
     write_results(out, result, table(result))
 
 
