@@ -98,9 +98,20 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
         hsv[..., 1] = np.clip(hsv[..., 1] * sat, 0, 255).astype(np.uint8)
         image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
     if cfg.noise_std > 0:
-        noise = rng.normal(0.0, rng.uniform(0, cfg.noise_std), image.shape).astype(np.float32)
-        image = np.clip(image + noise, 0, 255).astype(np.uint8)
+        image = _with_noise(image, rng.uniform(0, cfg.noise_std), rng)
     return image
+
+
+def _with_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian sensor noise, drawn in float32 and added in place (half the time of float64 draws,
+    which were most of a batch's making), rounded to the nearest grey level: truncating would
+    darken every image by half a level."""
+    noisy = rng.standard_normal(image.shape, dtype=np.float32)
+    noisy *= std
+    noisy += image
+    noisy += 0.5
+    np.clip(noisy, 0, 255, out=noisy)
+    return noisy.astype(np.uint8)
 
 
 def augment_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int], cfg: AugmentConfig,

@@ -76,6 +76,22 @@ def test_photometric_jitter_changes_the_image_only():
     assert not np.array_equal(plain_img, jitter_img)
 
 
+def test_sensor_noise_is_zero_mean_within_its_scale_and_saturates_at_the_ends():
+    fixed = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
+    cfg = AugmentConfig(**fixed, **{**NO_PHOTOMETRIC, "noise_std": 8.0})
+    mask = np.zeros((64, 64), np.uint8)
+    rng = np.random.default_rng(5)
+    grey = [augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, rng)[0].astype(float) for _ in range(40)]
+    stds = [g.std() for g in grey]
+    assert abs(np.mean(grey) - 128) < 0.1  # no bias: rounded to the nearest level, not truncated
+    assert 0 < min(stds) and max(stds) < 8.5 and max(stds) > 4  # each image's own scale, drawn below 8
+    black = augment_pair(np.zeros((64, 64), np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
+    white = augment_pair(np.full((64, 64), 255, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
+    assert black.dtype == np.uint8 and black.max() > 0 and white.min() < 255  # clipped, not wrapped around
+    again = augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
+    assert np.array_equal(again, grey[0].astype(np.uint8))  # one seed, one image
+
+
 def test_defect_centred_crops_hold_the_defect():
     mask = np.zeros((200, 200), np.uint8)
     mask[10:14, 180:184] = 2
