@@ -103,9 +103,8 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
 
 
 def _with_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian sensor noise, drawn in float32 and added in place (half the time of float64 draws,
-    which were most of a batch's making), rounded to the nearest grey level: truncating would
-    darken every image by half a level."""
+    """Gaussian sensor noise, drawn in float32 and added in place (cheaper than float64 draws),
+    rounded to the nearest grey level: truncating would darken every image by half a level."""
     noisy = rng.standard_normal(image.shape, dtype=np.float32)
     noisy *= std
     noisy += image
