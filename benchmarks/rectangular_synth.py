@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 
 from common import cpu_name, result_folder, run_main, write_run_json
+from edgeseg.data.frames import MASK_RESIZE
 
 
 def edgeseg(*args) -> str:
@@ -34,7 +35,8 @@ def wide_data(out: Path, count: int, width: int, height: int) -> Path:
     data = out / "data"
     if not (data / "classes.csv").is_file():
         edgeseg("data", "synth", "-o", data, "--count", count, "--size", height)
-        for folder, interpolation in (("images", cv2.INTER_LINEAR), ("masks", cv2.INTER_NEAREST)):
+        # masks centre to centre, as the images are mapped: plain nearest would shift labels by up to a pixel
+        for folder, interpolation in (("images", cv2.INTER_LINEAR), ("masks", MASK_RESIZE)):
             for path in (data / folder).iterdir():
                 image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
                 cv2.imwrite(str(path), cv2.resize(image, (width, height), interpolation=interpolation))
