@@ -5,6 +5,7 @@ import pytest
 from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
 
 NO_PHOTOMETRIC = dict(brightness=0.0, contrast=0.0, gamma=0.0, saturation=0.0, hue_degrees=0.0, noise_std=0.0)
+WHOLE_UNTURNED = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
 
 
 def blocky_pair(rng):
@@ -69,16 +70,14 @@ def test_flips_and_rotations_move_image_and_mask_together():
 def test_photometric_jitter_changes_the_image_only():
     rng = np.random.default_rng(3)
     image, mask = blocky_pair(rng)
-    fixed = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
-    plain_img, plain_mask = augment_pair(image, mask, 64, AugmentConfig(**fixed, **NO_PHOTOMETRIC), rng)
-    jitter_img, jitter_mask = augment_pair(image, mask, 64, AugmentConfig(**fixed, brightness=0.3), rng)
+    plain_img, plain_mask = augment_pair(image, mask, 64, AugmentConfig(**WHOLE_UNTURNED, **NO_PHOTOMETRIC), rng)
+    jitter_img, jitter_mask = augment_pair(image, mask, 64, AugmentConfig(**WHOLE_UNTURNED, brightness=0.3), rng)
     assert np.array_equal(plain_mask, jitter_mask)
     assert not np.array_equal(plain_img, jitter_img)
 
 
 def test_sensor_noise_is_zero_mean_within_its_scale_and_saturates_at_the_ends():
-    fixed = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
-    cfg = AugmentConfig(**fixed, **{**NO_PHOTOMETRIC, "noise_std": 8.0})
+    cfg = AugmentConfig(**WHOLE_UNTURNED, **{**NO_PHOTOMETRIC, "noise_std": 8.0})
     mask = np.zeros((64, 64), np.uint8)
     rng = np.random.default_rng(5)
     grey = [augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, rng)[0].astype(float) for _ in range(40)]
@@ -87,7 +86,8 @@ def test_sensor_noise_is_zero_mean_within_its_scale_and_saturates_at_the_ends():
     assert 0 < min(stds) and max(stds) < 8.5 and max(stds) > 4  # each image's own scale, drawn below 8
     black = augment_pair(np.zeros((64, 64), np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
     white = augment_pair(np.full((64, 64), 255, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
-    assert black.dtype == np.uint8 and black.max() > 0 and white.min() < 255  # clipped, not wrapped around
+    assert black.dtype == np.uint8 and black.max() > 0 and white.min() < 255  # noise on both ends
+    assert black.max() < 48 and white.min() > 207  # clipped, not wrapped around (6 times the largest scale)
     again = augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
     assert np.array_equal(again, grey[0].astype(np.uint8))  # one seed, one image
 
