@@ -182,7 +182,7 @@ def test_train_starts_from_the_measured_recipe_and_epochs_alone_lift_its_clock(m
         "mobile-lraspp", {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_excite": False},
         0.995, 29.5)
     assert (recipe.batch_size, recipe.calibration_strength, recipe.oversample) == (16, 0.5, 3.0)
-    assert (recipe.loss_downscale, recipe.reduced_size_share, recipe.reduced_size_scale) == (2, 0.6, 0.75)
+    assert (recipe.loss_downscale, recipe.reduced_size_share, recipe.reduced_size_scale) == (2, 0.6, 0.625)
     assert (epochs.epochs, epochs.max_minutes) == (5, None)  # that many epochs, not the recipe's clock
     assert (other_arch.arch, other_arch.arch_kwargs) == ("unet", {})  # the recipe's options are its arch's
     assert (both.epochs, both.max_minutes) == (5, 10)
