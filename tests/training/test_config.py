@@ -3,6 +3,8 @@ path, what was expected and what was found, never a traceback or a silent coerci
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from edgeseg.errors import ConfigError
@@ -49,3 +51,12 @@ def test_yaml_pairs_and_whole_floats_are_taken_as_written(tmp_path):
     path.write_text("lr: 1\nmax_minutes: 29\naugment: {scale: [0.4, 1.0]}\n")
     cfg = TrainConfig.from_yaml(path)
     assert (cfg.lr, cfg.max_minutes, cfg.augment.scale) == (1.0, 29.0, (0.4, 1.0))
+
+
+def test_the_benchmarked_config_is_the_recipe_train_starts_from():
+    # the recipe's comments quote the training benchmark's figures: the two files must not drift apart
+    root = Path(__file__).resolve().parents[2]
+    recipe = TrainConfig.from_yaml(root / "edgeseg" / "training" / "recipe.yaml")
+    benchmarked = TrainConfig.from_yaml(root / "benchmarks" / "configs" / "magnetic_tile_lraspp256_lean.yaml")
+    assert benchmarked.model_dump() == recipe.model_dump()
+    assert recipe.reduced_size_scale != TrainConfig().reduced_size_scale  # read from the file, not defaulted
