@@ -199,10 +199,12 @@ class TrainBatches:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(self.factors.sum() / self.batch_size))
 
-    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1) -> Iterator:
-        """Epoch ``number``'s batches, in order (``plan`` says which samples each takes)."""
+    def epoch(self, number: int, seed: int, rank: int = 0, world: int = 1,
+              size: tuple[int, int] | None = None) -> Iterator:
+        """Epoch ``number``'s batches, in order (``plan`` says which samples each takes); ``size``:
+        see ``batch``."""
         shares = self.plan(number, seed, rank, world)
-        return (self.batch(share, self.batch_stream(number, seed, rank, k)) for k, share in enumerate(shares))
+        return (self.batch(share, self.batch_stream(number, seed, rank, k), size) for k, share in enumerate(shares))
 
     def plan(self, number: int, seed: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
         """Each batch's sample indices for this rank. The order comes from (seed, epoch) alone, so
@@ -221,9 +223,11 @@ class TrainBatches:
         """Batch k's own augmentation stream: any process makes any batch alike, in any order."""
         return np.random.default_rng([seed, number, rank + 1, k])
 
-    def batch(self, indices: np.ndarray, rng: np.random.Generator):
-        """The augmented, normalised batch of these samples."""
-        pairs = [augment_pair(self.images[i], self.masks[i], self.size, self.augment, rng, self.focus[i],
+    def batch(self, indices: np.ndarray, rng: np.random.Generator, size: tuple[int, int] | None = None):
+        """The augmented, normalised batch of these samples, at (height, width) ``size`` if given
+        (progressive resizing: the same views of the photos in fewer pixels, warped straight to
+        that size, not made at full size and scaled), else at ``self.size``."""
+        pairs = [augment_pair(self.images[i], self.masks[i], size or self.size, self.augment, rng, self.focus[i],
                               self.view) for i in indices]
         return to_tensor_batch([p[0] for p in pairs], [p[1] for p in pairs], self.mean, self.std)
 

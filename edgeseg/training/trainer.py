@@ -53,7 +53,7 @@ from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
 from edgeseg.training.plots import plot_history
 from edgeseg.training.prefetch import prefetch
-from edgeseg.training.progressive import reduced_shape, reduced_size
+from edgeseg.training.progressive import reduced_shape
 
 
 @dataclass
@@ -329,13 +329,12 @@ def _train_one_epoch(run: _Run, epoch: int, reduced: bool, show_progress: bool) 
     cfg, batches, ranks = run.cfg, run.data.batches, run.ranks
     losses: list[torch.Tensor] = []  # read back every POSTFIX_STEPS: a read per step would stall a GPU
     run.model.train()
-    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world)),
+    size = reduced_shape(*batches.size, cfg.reduced_size_scale, run.stride) if reduced else None
+    bar = progress(run.make_ahead(batches.epoch(epoch, cfg.seed, ranks.rank, ranks.world, size)),
                    total=batches.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not (show_progress and ranks.main), leave=False)
     for step, (x, y) in enumerate(bar):
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
-        if reduced:
-            x, y = reduced_size(x, y, reduced_shape(*x.shape[-2:], cfg.reduced_size_scale, run.stride))
         loss = optimizer_step(run.model, run.criterion, run.optimizer, x, y, run.use_bf16, run.cfg.loss_downscale)
         run.scheduler.step()
         if run.ema is not None:

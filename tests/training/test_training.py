@@ -12,11 +12,19 @@ from edgeseg.errors import CheckpointError, ConfigError
 from edgeseg.metrics import iou_report
 from edgeseg.models import build_model, get_architecture
 from edgeseg.training import trainer
+from edgeseg.training.augment import AugmentConfig
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
-from edgeseg.training.dataset import area_factors, class_weights, epoch_indices, load_split, repeat_factors
+from edgeseg.training.dataset import (
+    TrainBatches,
+    area_factors,
+    class_weights,
+    epoch_indices,
+    load_split,
+    repeat_factors,
+)
 from edgeseg.training.losses import SegmentationLoss, dice_loss
-from edgeseg.training.progressive import reduced_shape, reduced_size
+from edgeseg.training.progressive import reduced_shape
 from edgeseg.training.trainer import evaluate, train
 
 
@@ -228,29 +236,21 @@ def test_seeded_runs_are_identical(synth_data, tmp_path):
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
 
 
-def test_half_size_averages_image_blocks_and_samples_the_mask_centre_to_centre():
-    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
-    y = torch.tensor([[[0, 0, 0, 0], [0, 1, 0, 2], [0, 0, 0, 0], [0, 255, 0, 3]]])
-    small_x, small_y = reduced_size(x, y, (2, 2))
-    assert small_x.tolist() == [[[[2.5, 4.5], [10.5, 12.5]]]]
-    assert small_y.tolist() == [[[1, 2], [255, 3]]]  # the pixel INTER_NEAREST_EXACT picks in each block
-    exact = cv2.resize(y[0].numpy().astype(np.uint8), (2, 2), interpolation=cv2.INTER_NEAREST_EXACT)
-    assert small_y[0].numpy().tolist() == exact.tolist()
-
-
-def test_three_quarter_size_averages_the_image_and_takes_each_label_from_inside_its_pixel():
-    torch.manual_seed(0)
-    x = torch.rand(2, 1, 64, 96)
-    rows, cols = torch.meshgrid(torch.arange(64), torch.arange(96), indexing="ij")
-    y = torch.stack([rows, cols]).to(torch.uint8)  # each label says where it came from
-    small_x, small_y = reduced_size(x, y, reduced_shape(64, 96, 0.75, 8))
-    assert small_x.shape == (2, 1, 48, 72) and small_y.shape == (2, 48, 72) and small_y.dtype == torch.uint8
-    assert small_x.mean().item() == pytest.approx(x.mean().item(), abs=0.01)  # averaged, not sampled
-    assert small_x.std().item() < 0.8 * x.std().item()
-    for axis, full, n in ((0, 64, 48), (1, 96, 72)):
-        source = (small_y[0] if axis == 0 else small_y[1]).long()
-        index = torch.arange(n)[:, None] if axis == 0 else torch.arange(n)[None, :]
-        assert ((source * n >= index * full) & (source * n < (index + 1) * full)).all()
+def test_a_reduced_batch_is_the_same_view_of_each_photo_in_fewer_pixels():
+    rng = np.random.default_rng(3)
+    masks = [np.kron(rng.integers(0, 3, (6, 6)), np.ones((16, 16), np.int64)).astype(np.uint8) for _ in range(4)]
+    images = [(m * 80 + 20).astype(np.uint8) for m in masks]
+    batches = TrainBatches(images, masks, (96, 96), 4, np.ones(4), AugmentConfig(noise_std=0.0), [0.5], [0.25])
+    share = batches.plan(0, seed=1)[0]
+    full_x, full_y = batches.batch(share, batches.batch_stream(0, 1, 0, 0))
+    small_x, small_y = batches.batch(share, batches.batch_stream(0, 1, 0, 0), reduced_shape(96, 96, 0.625, 16))
+    assert small_x.shape == (4, 1, 64, 64) and small_y.shape == (4, 64, 64) and small_y.dtype == torch.int64
+    # the full-size batch scaled down as a station scales masks: the same labels almost everywhere
+    scaled = np.stack([cv2.resize(m.numpy().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST_EXACT)
+                       for m in full_y])
+    assert (scaled == small_y.numpy()).mean() > 0.9
+    assert set(np.unique(small_y.numpy())) <= {0, 1, 2}  # labels are picked, never blended
+    assert abs(small_x.mean().item() - full_x.mean().item()) < 0.05
 
 
 @pytest.mark.parametrize(("scale", "key", "side"), [(0.5, "half_size_share", 32), (0.75, "reduced_size_share", 48)])
@@ -258,17 +258,19 @@ def test_a_reduced_share_trains_the_first_part_of_the_run_on_reduced_batches(syn
                                                                               scale, key, side):
     seen = []
 
-    def recording_reduced_size(x, y, size):
-        small_x, small_y = reduced_size(x, y, size)
-        seen.append((tuple(small_x.shape[-2:]), tuple(small_y.shape[-2:])))
-        return small_x, small_y
+    step = trainer.optimizer_step
 
-    monkeypatch.setattr(trainer, "reduced_size", recording_reduced_size)
+    def recording_step(model, criterion, optimizer, x, y, *args):
+        seen.append((tuple(x.shape[-2:]), tuple(y.shape[-2:])))
+        return step(model, criterion, optimizer, x, y, *args)
+
+    monkeypatch.setattr(trainer, "optimizer_step", recording_step)
     result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=4, batch_size=8,
                                arch_kwargs={"base": 8}, seed=4, reduced_size_scale=scale, **{key: 0.5}),
                    show_progress=False)
     assert [h.get("reduced_size", 1.0) for h in result.history] == [scale, scale, 1.0, 1.0]
-    assert seen and set(seen) == {((side, side), (side, side))}
+    assert set(seen) == {((side, side), (side, side)), ((64, 64), (64, 64))}
+    assert seen[0] == ((side, side), (side, side)) and seen[-1] == ((64, 64), (64, 64))
 
 
 def test_reduced_sides_round_to_the_stride_so_any_input_size_takes_any_scale():
