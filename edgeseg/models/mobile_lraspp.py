@@ -4,7 +4,9 @@ LR-ASPP head of "Searching for MobileNetV3" (Howard et al., 2019).
 The head predicts at 1/8 resolution from a 1/16 context branch and a 1/8 detail branch, then
 upsamples bilinearly: the lightest model here, with coarser edges than the U-Net. With
 ``fine_detail`` a third linear classifier on the 1/4 features refines the sum at 1/4 resolution,
-for thin cracks and small pits (a 1x1 convolution: 17 parameters per class).
+for thin cracks and small pits (a 1x1 convolution: 17 parameters per class); with ``stem_detail``
+a fourth on the stem's 1/2 features refines it again at 1/2 resolution, where a mask scaled up to
+a wide photo's own size shows each output cell's edge (17 parameters per class as well).
 
 Three options make the 1/16 stage, which holds about half of a training step's time on a CPU,
 cheaper: ``kernel`` for its depthwise convolutions (3 instead of MobileNetV3's 5),
@@ -95,7 +97,7 @@ class MobileLRASPP(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.1, head_channels: int = 128,
                  fine_detail: bool = False, kernel: int = 5, last_stage_width: float = 1.0,
-                 squeeze_excite: bool = True):
+                 squeeze_excite: bool = True, stem_detail: bool = False):
         super().__init__()
         self.stem = ConvBNAct(in_channels, 16, 3, 2, act=nn.Hardswish)
         blocks, cin = [], 16
@@ -110,9 +112,11 @@ class MobileLRASPP(nn.Module):
         self.classify_context = nn.Conv2d(head_channels, num_classes, 1)
         self.classify_detail = nn.Conv2d(detail_channels, num_classes, 1)
         self.classify_fine = nn.Conv2d(_SMALL[_FINE_INDEX][2], num_classes, 1) if fine_detail else None
+        self.classify_stem = nn.Conv2d(16, num_classes, 1) if stem_detail else None
 
     def _classifiers(self) -> list[nn.Conv2d]:
-        return [c for c in (self.classify_context, self.classify_detail, self.classify_fine) if c is not None]
+        return [c for c in (self.classify_context, self.classify_detail, self.classify_fine, self.classify_stem)
+                if c is not None]
 
     def set_class_prior(self, log_prior: torch.Tensor) -> None:
         """Start from the class frequencies; the classifiers are summed, so each takes its share."""
@@ -128,7 +132,7 @@ class MobileLRASPP(nn.Module):
         """Class scores at the input's size, or at ``output_size`` (training's loss at a lower
         resolution)."""
         size = output_size or x.shape[-2:]
-        x = self.stem(x)
+        x = stem = self.stem(x)
         detail = fine = x
         for i, block in enumerate(self.blocks):
             x = block(x)
@@ -141,4 +145,6 @@ class MobileLRASPP(nn.Module):
         y = self.classify_context(self.dropout(y)) + self.classify_detail(detail)
         if self.classify_fine is not None:
             y = F.interpolate(y, size=fine.shape[-2:], mode="bilinear", align_corners=False) + self.classify_fine(fine)
+        if self.classify_stem is not None:
+            y = F.interpolate(y, size=stem.shape[-2:], mode="bilinear", align_corners=False) + self.classify_stem(stem)
         return F.interpolate(y, size=size, mode="bilinear", align_corners=False)

@@ -64,7 +64,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     # no epoch starts that is expected to end past this wall time, with the calibration after it
     max_minutes: float | None = None
-    # share of the run (of max_minutes, else of the epochs) trained first on batches scaled to
+    # share of the run (of max_minutes, else of the epochs) trained first on batches made at
     # reduced_size_scale of their side: whole-image context at scale^2 of the cost per sample
     # (progressive resizing; 0: off; half_size_share, its older name, is read as well)
     reduced_size_share: float = Field(0.0, validation_alias=AliasChoices("reduced_size_share", "half_size_share"))

@@ -108,9 +108,11 @@ def test_static_batch_export_measures_parity_per_frame(trained_run, tmp_path):
     assert result.parity.images == 3 and result.parity.pixel_agreement >= 0.999
 
 
-@pytest.mark.parametrize("arch_kwargs", [{"fine_detail": True},
-                                         {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67,
-                                          "squeeze_excite": False}], ids=["small", "lean"])
+LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_excite": False}
+
+
+@pytest.mark.parametrize("arch_kwargs", [{"fine_detail": True}, LEAN, {**LEAN, "stem_detail": True}],
+                         ids=["small", "lean", "lean-stem"])
 def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path, arch_kwargs):
     """The mobile-lraspp graph (three classifiers summed at two resolutions) through the whole
     export: trained briefly, calibrated, exported, and checked against PyTorch on real images."""
@@ -123,6 +125,7 @@ def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path
     state = load_checkpoint(run.best_checkpoint)
     assert state["meta"]["arch_kwargs"] == arch_kwargs
     assert "classify_fine.weight" in state["model"]
+    assert ("classify_stem.weight" in state["model"]) == arch_kwargs.get("stem_detail", False)
     result = export_onnx(ExportOptions(checkpoint=str(run.best_checkpoint), output=str(tmp_path / "m.onnx"),
                                        parity_images=4), show_progress=False)
     assert result.parity.images == 4 and result.parity.pixel_agreement >= 0.999
