@@ -114,7 +114,7 @@ LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_exc
 @pytest.mark.parametrize("arch_kwargs", [{"fine_detail": True}, LEAN, {**LEAN, "stem_detail": True}],
                          ids=["small", "lean", "lean-stem"])
 def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path, arch_kwargs):
-    """The mobile-lraspp graph (three classifiers summed at two resolutions) through the whole
+    """The mobile-lraspp graph (its classifiers summed at two or three resolutions) through the whole
     export: trained briefly, calibrated, exported, and checked against PyTorch on real images."""
     from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
