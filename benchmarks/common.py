@@ -52,15 +52,17 @@ def cpu_flags() -> set[str]:
 
 def machine_tag() -> str:
     """A short name for the kind of CPU, as result folders are named: the kinds our machines have
-    been (``xeon-amx``, ``xeon-cascadelake``, ``epyc`` with AVX-512, ``epyc-avx2`` without), else
-    the vendor's."""
+    been (``xeon-amx``, ``xeon-avx512bf16`` with AVX-512 BF16 but no AMX, ``xeon-cascadelake``,
+    ``epyc`` with AVX-512, ``epyc-avx2`` without), else the vendor's."""
     name, flags = cpu_name(), cpu_flags()
     if "AMD" in name or "EPYC" in name:
         kind = "epyc" if "EPYC" in name else "amd"
         return kind if "avx512f" in flags else f"{kind}-avx2"
     if "amx_tile" in flags:
         return "xeon-amx"
-    if "avx512_vnni" in flags and "avx512_bf16" not in flags:
+    if "avx512_bf16" in flags:
+        return "xeon-avx512bf16"
+    if "avx512_vnni" in flags:
         return "xeon-cascadelake"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or platform.machine()
 

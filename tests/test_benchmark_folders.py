@@ -18,6 +18,19 @@ def test_a_gpu_is_named_short(name, tag):
     assert common.gpu_tag(name) == tag
 
 
+@pytest.mark.parametrize("name, flags, tag", [
+    ("Intel(R) Xeon(R) Platinum 8480+", {"avx512f", "avx512_bf16", "amx_tile"}, "xeon-amx"),
+    ("Intel(R) Xeon(R) Processor", {"avx512f", "avx512_vnni", "avx512_bf16"}, "xeon-avx512bf16"),
+    ("Intel(R) Xeon(R) Platinum 8259CL", {"avx512f", "avx512_vnni"}, "xeon-cascadelake"),
+    ("AMD EPYC 9R14", {"avx512f", "avx512_bf16"}, "epyc"),
+    ("AMD EPYC 7R13", {"avx2"}, "epyc-avx2"),
+    ("Intel(R) Core(TM) i7-8700", {"avx2"}, "intel-r-core-tm-i7-8700")])
+def test_a_cpu_is_named_by_the_features_training_speed_hangs_on(monkeypatch, name, flags, tag):
+    monkeypatch.setattr(common, "cpu_name", lambda: name)
+    monkeypatch.setattr(common, "cpu_flags", lambda: flags)
+    assert common.machine_tag() == tag
+
+
 def test_a_gpu_run_names_the_gpu_after_the_cpu_and_a_cpu_run_does_not(monkeypatch):
     monkeypatch.setattr(common, "machine_tag", lambda: "xeon-amx")
     monkeypatch.setattr(common, "gpu_name", lambda: "NVIDIA H200")
