@@ -25,6 +25,16 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _print_model_api_load(bundle_path: str, model_dir) -> None:
+    """The precision the bundle was proven at goes with it: left alone, OpenVINO runs an fp32 IR in
+    bf16 on CPUs with AVX-512 BF16 or AMX, and Model API passes no precision of its own."""
+    from edgeseg.engines.bundle import Bundle
+
+    precision = Bundle.read(bundle_path).manifest["engine"]["inference_precision"]
+    print(f"  load it: Model.create_model(OpenvinoAdapter(create_core(), '{model_dir / 'model.xml'}', device='CPU',"
+          f" plugin_config={{'INFERENCE_PRECISION_HINT': '{precision}'}}))")
+
+
 def run(args: argparse.Namespace) -> int:
     from edgeseg.export.serving import ServingOptions, export_serving
 
@@ -33,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     what = {"triton": "Triton", "ovms": "OpenVINO Model Server", "model-api": "OpenVINO Model API"}[args.to]
     print(f"wrote {model_dir} for {what}")
     if args.to == "model-api":
-        print(f"  load it: SegmentationModel.create_model('{model_dir / 'model.xml'}')")
+        _print_model_api_load(args.bundle, model_dir)
     elif args.to == "triton":
         print(f"  serve it: tritonserver --model-repository {model_dir.parent}")
     else:

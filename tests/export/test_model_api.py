@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgeseg.engines import open_engine
+from edgeseg.engines.bundle import Bundle
 from edgeseg.export.serving import ServingOptions, export_serving
 
 
@@ -27,7 +28,8 @@ def test_model_api_gives_the_masks_edgeseg_run_gives(peers_python, bundle_factor
     assert ran.returncode == 0, ran.stderr
     env = {**os.environ, "EDGESEG_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([str(peers_python), str(Path(__file__).with_name("model_api_masks.py")),
-                           str(model_dir / "model.xml"), str(images), str(tmp_path / "model-api"), "1"],
+                           str(model_dir / "model.xml"), str(images), str(tmp_path / "model-api"), "1",
+                           Bundle.read(bundle).manifest["engine"]["inference_precision"]],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "SegmentationModel" in done.stdout
@@ -71,3 +73,12 @@ def test_a_bundles_own_ir_carries_model_apis_model_info(bundle_factory, synth_da
     names = [line.split(",")[1] for line in (synth_data / "classes.csv").read_text().split()[1:]]
     assert info("model_type") == "Segmentation" and info("labels").split() == names
     assert (info("orig_height"), info("orig_width")) == ("64", "64")
+
+
+def test_export_serving_tells_the_precision_the_bundle_was_proven_at(bundle_factory, tmp_path):
+    bundle = bundle_factory("openvino", "fp32").path
+    done = subprocess.run([sys.executable, "-m", "edgeseg", "export-serving", str(bundle), "--to", "model-api",
+                           "-o", str(tmp_path / "repo"), "--name", "parts"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "repo" / "parts" / "model.xml").is_file()
+    assert "plugin_config={'INFERENCE_PRECISION_HINT': 'f32'}" in done.stdout
