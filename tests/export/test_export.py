@@ -6,9 +6,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from edgeseg.cli.train_cmd import RECIPE
 from edgeseg.errors import ConfigError, ExportError
 from edgeseg.export.onnx_export import ExportOptions, export_onnx
 from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +110,7 @@ def test_static_batch_export_measures_parity_per_frame(trained_run, tmp_path):
     assert result.parity.images == 3 and result.parity.pixel_agreement >= 0.999
 
 
-LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_excite": False}
+LEAN = TrainConfig.from_yaml(RECIPE).arch_kwargs  # the recipe's lean mobile-lraspp
 
 
 @pytest.mark.parametrize("arch_kwargs", [{"fine_detail": True}, LEAN, {**LEAN, "stem_detail": True}],
@@ -116,7 +118,6 @@ LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_exc
 def test_lighter_model_with_fine_detail_exports_with_parity(synth_data, tmp_path, arch_kwargs):
     """The mobile-lraspp graph (its classifiers summed at two or three resolutions) through the whole
     export: trained briefly, calibrated, exported, and checked against PyTorch on real images."""
-    from edgeseg.training.config import TrainConfig
     from edgeseg.training.trainer import train
 
     run = train(TrainConfig(data=str(synth_data), out=str(tmp_path / "run"), arch="mobile-lraspp",

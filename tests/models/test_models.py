@@ -2,11 +2,13 @@ import pytest
 import torch
 
 from edgeseg.cli import main
+from edgeseg.cli.train_cmd import RECIPE
 from edgeseg.errors import ConfigError
 from edgeseg.models import ARCHITECTURES, build_model
 from edgeseg.models.complexity import count_gflops, count_parameters
+from edgeseg.training.config import TrainConfig
 
-LEAN = {"fine_detail": True, "kernel": 3, "last_stage_width": 0.67, "squeeze_excite": False}
+LEAN = TrainConfig.from_yaml(RECIPE).arch_kwargs  # the recipe's lean mobile-lraspp
 # every architecture, plus the options that change its graph
 VARIANTS = [(name, {}) for name in ARCHITECTURES] + [
     ("mobile-lraspp", {"fine_detail": True}), ("mobile-lraspp", LEAN), ("mobile-lraspp", {**LEAN, "stem_detail": True}),
