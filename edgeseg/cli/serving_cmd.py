@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgeseg.cli.values import positive_int
 
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _print_model_api_load(bundle_path: str, model_dir) -> None:
+def _print_model_api_load(bundle_path: str, model_dir: Path) -> None:
     """The precision the bundle was proven at goes with it: left alone, OpenVINO runs an fp32 IR in
     bf16 on CPUs with AVX-512 BF16 or AMX, and Model API passes no precision of its own."""
     from edgeseg.engines.bundle import Bundle
