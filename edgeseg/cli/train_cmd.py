@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", default=None, help="run folder (default runs/train)")
     p.add_argument("--config", help="YAML file of training settings (flags override it; default: the measured "
                                      "recipe, edgeseg/training/recipe.yaml)")
-    p.add_argument("--arch", help="unet (default), unet-lite or mobile-lraspp; see edgeseg models")
+    p.add_argument("--arch", help="mobile-lraspp (the recipe's, default), unet or unet-lite; see edgeseg models "
+                                    "(a --config without arch: unet)")
     p.add_argument("--input-size", type=positive_int,
                    help="input side: 256 (default) or 512; the shorter side where the model keeps the photos' aspect")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None,
