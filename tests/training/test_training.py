@@ -23,7 +23,7 @@ from edgeseg.training.dataset import (
     load_split,
     repeat_factors,
 )
-from edgeseg.training.losses import SegmentationLoss, dice_loss
+from edgeseg.training.losses import SegmentationLoss, dice_loss, label_shares
 from edgeseg.training.progressive import reduced_shape
 from edgeseg.training.trainer import evaluate, train
 
@@ -150,6 +150,23 @@ def test_the_loss_at_half_the_side_scores_each_block_by_its_class_shares():
                                            rel=1e-5)
     with pytest.raises(ValueError, match="not the target"):
         SegmentationLoss("ce", weights)(logits[..., :4], full_target)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_label_shares_are_each_classs_pixels_in_a_block_over_the_blocks_pixels(factor):
+    target = torch.randint(0, 4, (2, 8, 12), generator=torch.Generator().manual_seed(4))
+    target[0, :2, :2] = 255  # ignored: counted for no class
+    target[1, 0, 0] = 9  # an id past the last class counts as the last
+    shares = label_shares(target, 5, factor)
+    assert shares.shape == (2, 8 // factor, 12 // factor, 5)
+    labels = target.clamp(max=4)
+    for n, row, col in [(0, 0, 0), (1, 0, 0), (1, 1, 2)]:
+        block = labels[n, row * factor:(row + 1) * factor, col * factor:(col + 1) * factor].flatten()
+        block = block[target[n, row * factor:(row + 1) * factor, col * factor:(col + 1) * factor].flatten() != 255]
+        expected = torch.bincount(block, minlength=5).float() / factor**2
+        torch.testing.assert_close(shares[n, row, col], expected)
+    assert shares[0, 0, 0].sum().item() == pytest.approx(0.0 if factor == 2 else 0.75)
+    assert shares[1, 0, 0, 4].item() >= 1 / factor**2
 
 
 @pytest.mark.parametrize("compiled", [False, True])
