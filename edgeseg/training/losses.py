@@ -81,7 +81,7 @@ def label_shares(target: torch.Tensor, num_classes: int, factor: int) -> torch.T
     target = target[:, :rows * factor, :cols * factor].long()
     # ids past the last class count as the last, as in _loss_terms; ignored pixels in a spare column
     labels = target.clamp(max=num_classes - 1).masked_fill_(target == IGNORE_ID, num_classes)
-    blocks = labels.view(n, rows, factor, cols, factor).transpose(2, 3).reshape(n, rows, cols, factor * factor)
+    blocks = labels.reshape(n, rows, factor, cols, factor).transpose(2, 3).reshape(n, rows, cols, factor * factor)
     # counted by a scatter-add: a float one-hot of a 256-px batch, pooled, cost a tenth of a step
     counts = torch.zeros((n, rows, cols, num_classes + 1), device=target.device)
     counts.scatter_add_(-1, blocks, torch.ones((), device=target.device).expand(blocks.shape))

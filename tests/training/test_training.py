@@ -154,11 +154,11 @@ def test_the_loss_at_half_the_side_scores_each_block_by_its_class_shares():
 
 @pytest.mark.parametrize("factor", [2, 4])
 def test_label_shares_are_each_classs_pixels_in_a_block_over_the_blocks_pixels(factor):
-    target = torch.randint(0, 4, (2, 8, 12), generator=torch.Generator().manual_seed(4))
+    target = torch.randint(0, 4, (2, 9, 13), generator=torch.Generator().manual_seed(4))  # a last odd row, column
     target[0, :2, :2] = 255  # ignored: counted for no class
     target[1, 0, 0] = 9  # an id past the last class counts as the last
     shares = label_shares(target, 5, factor)
-    assert shares.shape == (2, 8 // factor, 12 // factor, 5)
+    assert shares.shape == (2, 9 // factor, 13 // factor, 5)
     labels = target.clamp(max=4)
     for n, row, col in [(0, 0, 0), (1, 0, 0), (1, 1, 2)]:
         block = labels[n, row * factor:(row + 1) * factor, col * factor:(col + 1) * factor].flatten()
