@@ -32,7 +32,7 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
 from edgeseg.training.devices import training_device
-from edgeseg.training.trainer import bf16_autocast, evaluate, train
+from edgeseg.training.trainer import bf16_autocast, evaluate, scored, train
 
 
 def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:
@@ -68,7 +68,7 @@ def main() -> None:
     started = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - started
-    best = max(result.history, key=lambda h: h["val"]["miou"])
+    best = max(scored(result.history), key=lambda h: h["val"]["miou"])
     fp32, calibration = fp32_report(result.best_checkpoint, cfg.data)
     summary = {
         "date": date.today().isoformat(), "cpu": cpu_name(), "threads": torch.get_num_threads(),

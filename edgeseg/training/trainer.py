@@ -194,7 +194,7 @@ class _Run:
     history: list[dict] = field(default_factory=list)
     best_miou: float = -1.0
     start_epoch: int = 0
-    elapsed: float = 0.0  # seconds since the run started, at the end of the last evaluation
+    elapsed: float = 0.0  # seconds since the run started, at the end of the last epoch (its scoring included)
 
     @property
     def best_path(self) -> Path:
@@ -347,9 +347,20 @@ def _train_one_epoch(run: _Run, epoch: int, reduced: bool, show_progress: bool) 
     return torch.stack(losses).float().cpu().tolist() if losses else []
 
 
-def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], reduced: bool, seen: list[int]) -> dict:
-    """Score the kept model on val and append the epoch to the history (with the samples every
-    rank was given, as a count and a digest); returns its report."""
+def _record_epoch(run: _Run, epoch: int, losses: list[float], reduced: bool, seen: list[int]) -> dict:
+    """Append the epoch, not yet scored, to the history (with the samples every rank was given, as
+    a count and a digest); returns its entry."""
+    run.elapsed = time.perf_counter() - run.clock.started
+    digest = hashlib.sha256(np.sort(np.array(seen, np.int64)).tobytes()).hexdigest()[:16]
+    size = {"reduced_size": run.cfg.reduced_size_scale} if reduced else {}
+    entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "samples": len(seen),
+             "samples_digest": digest, "elapsed_s": round(run.elapsed, 1), **size}
+    run.history.append(entry)
+    return entry
+
+
+def _score_epoch(run: _Run, entry: dict) -> dict:
+    """Score the kept model on val into the epoch's history entry; returns its report."""
     d = run.data
     evaluation_started = time.perf_counter()
     confusion = evaluate(run.kept_model(), d.val_images, d.val_masks, d.mean, d.std, len(run.names),
@@ -357,18 +368,27 @@ def _evaluate_epoch(run: _Run, epoch: int, losses: list[float], reduced: bool, s
     report = iou_report(confusion, run.names)
     evaluated = time.perf_counter()
     run.elapsed = evaluated - run.clock.started
-    digest = hashlib.sha256(np.sort(np.array(seen, np.int64)).tobytes()).hexdigest()[:16]
-    size = {"reduced_size": run.cfg.reduced_size_scale} if reduced else {}
-    run.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": report,
-                        "samples": len(seen), "samples_digest": digest, "elapsed_s": round(run.elapsed, 1),
-                        "eval_s": round(evaluated - evaluation_started, 2), **size})
+    entry.update(val=report, elapsed_s=round(run.elapsed, 1), eval_s=round(evaluated - evaluation_started, 2))
     return report
 
 
-def _save(run: _Run, epoch: int, report: dict) -> bool:
-    """best.pt when the epoch improved on the best, last.pt always (with what resuming needs)."""
-    meta = {**run.meta, "metrics": report, "epoch": epoch + 1}
-    improved = report["miou"] > run.best_miou
+def scored(history: list[dict]) -> list[dict]:
+    """The epochs of a history that were scored on val (reduced ones may not be)."""
+    return [epoch for epoch in history if "val" in epoch]
+
+
+def _skips_scoring(run: _Run, epoch: int, reduced: bool) -> bool:
+    """Whether a reduced epoch goes unscored (evaluate_reduced_epochs false): never the run's first
+    scored epoch (its time is what later scores are expected to take) nor its last epoch."""
+    return (reduced and not run.cfg.evaluate_reduced_epochs and epoch + 1 < run.cfg.epochs
+            and bool(scored(run.history)))
+
+
+def _save(run: _Run, epoch: int, report: dict | None) -> bool:
+    """best.pt when the epoch was scored and improved on the best, last.pt always (with what
+    resuming needs)."""
+    meta = {**run.meta, "epoch": epoch + 1, **({"metrics": report} if report else {})}
+    improved = report is not None and report["miou"] > run.best_miou
     if improved:
         run.best_miou = report["miou"]
         save_checkpoint(run.best_path, {"meta": meta, "model": weights_on_cpu(run.kept_model().state_dict())})
@@ -381,16 +401,22 @@ def _save(run: _Run, epoch: int, report: dict) -> bool:
     return improved
 
 
-def _out_of_time(run: _Run, epoch: int, show_progress: bool) -> bool:
+def _out_of_time(run: _Run, epoch: int, show_progress: bool, unscored: bool = False) -> bool:
     """Whether the next epoch, and the calibration after it, would end past max_minutes: the run
-    stops before such an epoch, not after it, so the limit bounds the whole run."""
-    cfg, history = run.cfg, run.history
+    stops before such an epoch, not after it, so the limit bounds the whole run. ``unscored``: the
+    epoch just trained is not scored yet, and would be if the run stopped after it."""
+    cfg = run.cfg
     if cfg.max_minutes is None:
         return False
-    elapsed = run.elapsed
-    expected = next_epoch_seconds(history, run.trains_reduced(epoch + 1))
-    calibration = (calibration_seconds(max(h.get("eval_s", 0.0) for h in history[-2:]),
-                                       len(run.data.train_images), len(run.data.val_images)) if cfg.calibrate else 0.0)
+    evaluations = [h["eval_s"] for h in scored(run.history)[-2:]]
+    eval_seconds = max(evaluations, default=0.0)
+    elapsed = run.elapsed + (eval_seconds if unscored else 0.0)
+    next_reduced = run.trains_reduced(epoch + 1)
+    expected = next_epoch_seconds(run.history, next_reduced)
+    if not next_reduced and "val" not in run.history[-1]:  # the last epochs' lengths hold no scoring
+        expected += eval_seconds
+    calibration = (calibration_seconds(eval_seconds, len(run.data.train_images), len(run.data.val_images))
+                   if cfg.calibrate else 0.0)
     if elapsed + expected + calibration <= cfg.max_minutes * 60:
         return False
     if show_progress:
@@ -400,9 +426,11 @@ def _out_of_time(run: _Run, epoch: int, show_progress: bool) -> bool:
     return True
 
 
-def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict, improved: bool, reduced: bool) -> None:
+def _report_epoch(run: _Run, epoch: int, losses: list[float], report: dict | None, improved: bool,
+                  reduced: bool) -> None:
     size = f", at {run.cfg.reduced_size_scale:g} of the side" if reduced else ""
-    tqdm.write(f"epoch {epoch + 1}/{run.cfg.epochs}  loss {np.mean(losses):.3f}  {describe_report(report)}"
+    scores = describe_report(report) if report else "not scored"
+    tqdm.write(f"epoch {epoch + 1}/{run.cfg.epochs}  loss {np.mean(losses):.3f}  {scores}"
                f"{'  * best' if improved else ''}  [{run.elapsed / 60:.1f} min{size}]")
 
 
@@ -435,7 +463,13 @@ def _epoch(run: _Run, epoch: int, show_progress: bool) -> bool:
     seen = [index for part in gathered(ranks, run.data.batches.seen) for index in part]
     if not ranks.main:
         return False
-    report = _evaluate_epoch(run, epoch, losses, reduced, seen)
+    entry = _record_epoch(run, epoch, losses, reduced, seen)
+    if _skips_scoring(run, epoch, reduced) and not _out_of_time(run, epoch, False, unscored=True):
+        _save(run, epoch, None)
+        if show_progress:
+            _report_epoch(run, epoch, losses, None, False, reduced)
+        return False
+    report = _score_epoch(run, entry)
     improved = _save(run, epoch, report)
     if show_progress:
         _report_epoch(run, epoch, losses, report, improved, reduced)
@@ -446,7 +480,7 @@ def _finish(run: _Run, show_progress: bool) -> TrainResult:
     """The plot, the calibration and the frame-size score of the kept checkpoint (rank 0)."""
     cfg = run.cfg
     plot_history(run.history, run.names, [tuple(c["color"]) for c in run.meta["classes"]], run.out / "iou.png")
-    best = max(run.history, key=lambda h: h["val"]["miou"])["val"]
+    best = max(scored(run.history), key=lambda h: h["val"]["miou"])["val"]
     if cfg.calibrate:
         d = run.data
         best = calibrate_checkpoint(run.best_path, (d.train_images, d.train_masks), (d.val_images, d.val_masks),

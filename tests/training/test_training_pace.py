@@ -168,6 +168,39 @@ def test_time_limit_leaves_room_for_the_calibration(synth_data, tmp_path, monkey
     assert "class_offsets" in load_checkpoint(result.best_checkpoint)["meta"]  # and it calibrated
 
 
+def test_reduced_epochs_can_go_unscored_and_the_last_is_scored_within_the_limit(synth_data, tmp_path, monkeypatch):
+    """Epochs of 40 s and scores of 20 s on a fake clock, an 8-minute limit, the first half of it
+    at half the side: the first epoch is scored, then reduced ones are not until the last (260 s:
+    a full-size epoch is expected to take 40 s / 0.5^2 and its score, 280 + 91 s, within 480); the
+    full-size epochs are, and the run stops when a fourth (60 s) would end at 500 s."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    real_evaluate = trainer.evaluate
+
+    class BatchesIn40s(trainer.TrainBatches):
+        def epoch(self, *args, **kwargs):
+            clock["now"] += 40.0
+            return super().epoch(*args, **kwargs)
+
+    def evaluate_in_20_s(*args, **kwargs):
+        clock["now"] += 20.0
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate_in_20_s)
+    monkeypatch.setattr(trainer, "TrainBatches", BatchesIn40s)
+    result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=20, batch_size=8,
+                               arch_kwargs={"base": 8}, seed=1, max_minutes=8, calibrate=False,
+                               reduced_size_share=0.5, evaluate_reduced_epochs=False), show_progress=False)
+    history = result.history
+    assert [h["elapsed_s"] for h in history] == [60.0, 100.0, 140.0, 180.0, 220.0, 260.0, 320.0, 380.0, 440.0]
+    assert [h["epoch"] for h in history if "val" in h] == [1, 7, 8, 9]
+    assert [bool(h.get("reduced_size")) for h in history] == [True] * 6 + [False] * 3
+    assert load_checkpoint(result.best_checkpoint)["meta"]["epoch"] in (1, 7, 8, 9)
+    assert result.best_metrics == max((h["val"] for h in history if "val" in h), key=lambda v: v["miou"])
+    last = load_checkpoint(result.last_checkpoint)
+    assert last["epoch"] == 9 and last["history"] == history
+
+
 def test_moving_average_follows_the_model_closely_at_first_and_smooths_later():
     import torch
 
