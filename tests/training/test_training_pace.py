@@ -105,18 +105,29 @@ def test_next_epoch_is_expected_to_last_as_long_as_the_longer_of_the_last_two_of
     assert next_epoch_seconds(three_quarters, reduced=False) == pytest.approx(32.0)  # 18 s / 0.75^2
 
 
-def test_time_limit_stops_before_an_epoch_that_would_end_past_it(synth_data, tmp_path, monkeypatch):
-    """Each epoch takes a minute on a fake clock; with a 3.5-minute limit the fourth would end at
-    4 minutes, so the run stops after three, within the limit (it used to run the fourth)."""
+def fake_clock(monkeypatch, training_seconds: float, scoring_seconds: float) -> None:
+    """The trainer's clock, advanced only by training epochs and val scores of the given lengths."""
     clock = {"now": 1000.0}
     monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
     real_evaluate = trainer.evaluate
 
-    def evaluate_in_a_minute(*args, **kwargs):
-        clock["now"] += 60.0
+    class TimedBatches(trainer.TrainBatches):
+        def epoch(self, *args, **kwargs):
+            clock["now"] += training_seconds
+            return super().epoch(*args, **kwargs)
+
+    def timed_evaluate(*args, **kwargs):
+        clock["now"] += scoring_seconds
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(trainer, "evaluate", evaluate_in_a_minute)
+    monkeypatch.setattr(trainer, "evaluate", timed_evaluate)
+    monkeypatch.setattr(trainer, "TrainBatches", TimedBatches)
+
+
+def test_time_limit_stops_before_an_epoch_that_would_end_past_it(synth_data, tmp_path, monkeypatch):
+    """Each epoch takes a minute on a fake clock; with a 3.5-minute limit the fourth would end at
+    4 minutes, so the run stops after three, within the limit (it used to run the fourth)."""
+    fake_clock(monkeypatch, 0.0, 60.0)
     result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=10, batch_size=8,
                                arch_kwargs={"base": 8}, seed=1, max_minutes=3.5, calibrate=False),
                    show_progress=False)
@@ -137,27 +148,13 @@ def test_time_limit_leaves_room_for_the_calibration(synth_data, tmp_path, monkey
     """Epochs of a minute, of which the evaluation takes 12 s, and a calibration expected to
     take 45 s: with a 3.5-minute limit a third epoch would end at 3 minutes and the calibration
     at 3.75, so the run stops after two and calibrates within the limit."""
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
-    real_evaluate = trainer.evaluate
-
-    class BatchesIn48s(trainer.TrainBatches):
-        def epoch(self, *args, **kwargs):
-            clock["now"] += 48.0
-            return super().epoch(*args, **kwargs)
-
-    def evaluate_in_12_s(*args, **kwargs):
-        clock["now"] += 12.0
-        return real_evaluate(*args, **kwargs)
-
+    fake_clock(monkeypatch, 48.0, 12.0)
     asked = []
 
     def calibration_in_45_s(eval_seconds, train_count, val_count):
         asked.append((eval_seconds, train_count, val_count))
         return 45.0
 
-    monkeypatch.setattr(trainer, "evaluate", evaluate_in_12_s)
-    monkeypatch.setattr(trainer, "TrainBatches", BatchesIn48s)
     monkeypatch.setattr(trainer, "calibration_seconds", calibration_in_45_s)
     result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=10, batch_size=8,
                                arch_kwargs={"base": 8}, seed=1, max_minutes=3.5), show_progress=False)
@@ -173,21 +170,7 @@ def test_reduced_epochs_can_go_unscored_and_the_last_is_scored_within_the_limit(
     at half the side: the first epoch is scored, then reduced ones are not until the last (260 s:
     a full-size epoch is expected to take 40 s / 0.5^2 and its score, 280 + 91 s, within 480); the
     full-size epochs are, and the run stops when a fourth (60 s) would end at 500 s."""
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
-    real_evaluate = trainer.evaluate
-
-    class BatchesIn40s(trainer.TrainBatches):
-        def epoch(self, *args, **kwargs):
-            clock["now"] += 40.0
-            return super().epoch(*args, **kwargs)
-
-    def evaluate_in_20_s(*args, **kwargs):
-        clock["now"] += 20.0
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer, "evaluate", evaluate_in_20_s)
-    monkeypatch.setattr(trainer, "TrainBatches", BatchesIn40s)
+    fake_clock(monkeypatch, 40.0, 20.0)
     result = train(TrainConfig(data=str(synth_data), out=str(tmp_path), input_size=64, epochs=20, batch_size=8,
                                arch_kwargs={"base": 8}, seed=1, max_minutes=8, calibrate=False,
                                reduced_size_share=0.5, evaluate_reduced_epochs=False), show_progress=False)
