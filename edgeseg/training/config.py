@@ -69,8 +69,8 @@ class TrainConfig(BaseModel):
     # (progressive resizing; 0: off; half_size_share, its older name, is read as well)
     reduced_size_share: float = Field(0.0, validation_alias=AliasChoices("reduced_size_share", "half_size_share"))
     reduced_size_scale: float = 0.5  # times the side, each reduced side rounded to the architecture's stride
-    # score val after every reduced epoch too; false: only the first and the last (the kept model
-    # comes from the full-size epochs, and the time goes to training)
+    # score val after every reduced epoch; false: only after the first reduced epoch and one the run
+    # ends with (full-size epochs always are: the kept model comes from them, the time to training)
     evaluate_reduced_epochs: bool = True
     calibrate: bool = True  # fit per-class score offsets on the train split after training (calibrate.py)
     # share of the fitted offsets applied: fitted on images the model has learnt, they overshoot on new ones
