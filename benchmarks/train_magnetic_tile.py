@@ -32,7 +32,8 @@ from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
 from edgeseg.training.devices import training_device
-from edgeseg.training.trainer import bf16_autocast, evaluate, scored, train
+from edgeseg.training.plots import scored
+from edgeseg.training.trainer import bf16_autocast, evaluate, train
 
 
 def fp32_report(checkpoint: Path, data: str) -> tuple[dict, dict]:

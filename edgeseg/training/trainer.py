@@ -51,7 +51,7 @@ from edgeseg.training.distributed import Ranks, from_main, gathered, join, leave
 from edgeseg.training.ema import moving_average
 from edgeseg.training.evaluation import evaluate, evaluate_frame_size
 from edgeseg.training.losses import SegmentationLoss
-from edgeseg.training.plots import plot_history
+from edgeseg.training.plots import plot_history, scored
 from edgeseg.training.prefetch import prefetch
 from edgeseg.training.progressive import reduced_shape
 
@@ -370,11 +370,6 @@ def _score_epoch(run: _Run, entry: dict) -> dict:
     run.elapsed = evaluated - run.clock.started
     entry.update(val=report, elapsed_s=round(run.elapsed, 1), eval_s=round(evaluated - evaluation_started, 2))
     return report
-
-
-def scored(history: list[dict]) -> list[dict]:
-    """The epochs of a history that were scored on val (reduced ones may not be)."""
-    return [epoch for epoch in history if "val" in epoch]
 
 
 def _skips_scoring(run: _Run, epoch: int, reduced: bool) -> bool:
