@@ -9,6 +9,7 @@ so at scale 1 and no rotation a training sample is what the camera would show th
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Annotated
 
 import cv2
@@ -102,11 +103,17 @@ def _photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
     return image
 
 
+# the standard normal at the middle of each of 256 equal-probability bins (standard deviation
+# 0.997, tails cut at 2.89)
+_NORMAL_BY_BYTE = np.array([NormalDist().inv_cdf((k + 0.5) / 256) for k in range(256)], np.float32)
+
+
 def _with_noise(image: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian sensor noise, drawn in float32 and added in place (cheaper than float64 draws),
-    rounded to the nearest grey level: truncating would darken every image by half a level."""
-    noisy = rng.standard_normal(image.shape, dtype=np.float32)
-    noisy *= std
+    """Gaussian sensor noise, rounded to the nearest grey level (truncating would darken every
+    image by half a level). Each pixel draws one random byte, mapped to a normal quantile: far
+    cheaper than a normal draw per pixel, the largest cost of making a batch before."""
+    draws = np.frombuffer(rng.bytes(image.size), np.uint8).reshape(image.shape)
+    noisy = cv2.LUT(draws, _NORMAL_BY_BYTE * np.float32(std))
     noisy += image
     noisy += 0.5
     np.clip(noisy, 0, 255, out=noisy)

@@ -169,10 +169,10 @@ def to_tensor_batch(images: list[np.ndarray], masks: list[np.ndarray], mean: lis
     x = np.stack(images)
     if x.ndim == 3:
         x = x[..., None]
-    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    x = ((x - m) / s).contiguous()
+    # (x / 255 - m) / s in place: one float copy of the batch, not three
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float().sub_(255.0 * m).div_(255.0 * s).contiguous()
     y = torch.from_numpy(np.stack(masks)).long()
     return x, y
 

@@ -1,8 +1,10 @@
+from statistics import NormalDist
+
 import cv2
 import numpy as np
 import pytest
 
-from edgeseg.training.augment import AugmentConfig, augment_pair, defect_pixels, resize_pair
+from edgeseg.training.augment import AugmentConfig, _with_noise, augment_pair, defect_pixels, resize_pair
 
 NO_PHOTOMETRIC = dict(brightness=0.0, contrast=0.0, gamma=0.0, saturation=0.0, hue_degrees=0.0, noise_std=0.0)
 WHOLE_UNTURNED = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), rotate_degrees=0.0, rotate_90=False, hflip=0.0, vflip=0.0)
@@ -83,13 +85,25 @@ def test_sensor_noise_is_zero_mean_within_its_scale_and_saturates_at_the_ends():
     grey = [augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, rng)[0].astype(float) for _ in range(40)]
     stds = [g.std() for g in grey]
     assert abs(np.mean(grey) - 128) < 0.1  # no bias: rounded to the nearest level, not truncated
-    assert 0 < min(stds) and max(stds) < 8.5 and max(stds) > 4  # each image's own scale, drawn below 8
+    assert min(stds) < 2 and 4 < max(stds) < 8.5  # each image's own scale, drawn from 0 to 8
     black = augment_pair(np.zeros((64, 64), np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
     white = augment_pair(np.full((64, 64), 255, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
     assert black.dtype == np.uint8 and black.max() > 0 and white.min() < 255  # noise on both ends
     assert black.max() < 48 and white.min() > 207  # clipped, not wrapped around (6 times the largest scale)
     again = augment_pair(np.full((64, 64), 128, np.uint8), mask, 64, cfg, np.random.default_rng(5))[0]
     assert np.array_equal(again, grey[0].astype(np.uint8))  # one seed, one image
+
+
+def test_sensor_noise_is_gaussian_at_the_scale_asked_and_new_in_every_image():
+    rng = np.random.default_rng(11)
+    first, second = (_with_noise(np.full((256, 256), 128, np.uint8), 6.0, rng).astype(float) - 128 for _ in range(2))
+    for noise in (first, second):
+        assert abs(noise.std() - 6.0) < 0.15 and abs(noise.mean()) < 0.05
+        within_one_sigma = 2 * NormalDist().cdf(6.5 / 6) - 1  # rounded to the nearest grey level
+        assert abs(np.mean(np.abs(noise) <= 6) - within_one_sigma) < 0.02
+        assert 2 * 6 < np.abs(noise).max() < 3.5 * 6  # tails, cut short of the far ones
+    assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.02  # not one pattern again
+    assert abs(np.corrcoef(first[:, 1:].ravel(), first[:, :-1].ravel())[0, 1]) < 0.02  # nor pixel to pixel
 
 
 def test_defect_centred_crops_hold_the_defect():
