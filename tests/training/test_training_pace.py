@@ -12,7 +12,7 @@ from edgeseg.data import DatasetLayout
 from edgeseg.metrics import confusion_matrix, iou_report, mean_iou
 from edgeseg.training import trainer
 from edgeseg.training.calibrate import OFFSET_GRID, calibration_seconds, fit_class_offsets
-from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint
+from edgeseg.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from edgeseg.training.config import TrainConfig
 from edgeseg.training.dataset import load_split
 from edgeseg.training.ema import moving_average, warmed_decay
@@ -279,13 +279,18 @@ def test_calibration_strength_applies_that_share_of_the_fitted_offsets(synth_dat
     cfg = TrainConfig(data=str(synth_data), out=str(tmp_path / "run"), input_size=64, epochs=2, batch_size=8,
                       arch_kwargs={"base": 8}, seed=0, lr=5e-3, bf16="off", calibrate=False)
     result = train(cfg, show_progress=False)
+    # class 1 pushed up everywhere (as far as the fit reaches): a fit that must move it back, whatever
+    # two epochs happened to learn (a model that finds only background leaves nothing to fit)
+    biased = load_checkpoint(result.best_checkpoint)
+    biased["model"]["head.bias"][1] += 6.0
+    save_checkpoint(tmp_path / "biased.pt", biased)
     layout = DatasetLayout.open(synth_data)
     train_split = load_split(layout, "train", 1, 64, train=True)[:2]
     val_split = load_split(layout, "val", 1, 64, train=False)[:2]
     bias = {}
     for strength in (1.0, 0.5):
         path = tmp_path / f"calibrated_{strength}.pt"
-        shutil.copy(result.best_checkpoint, path)
+        shutil.copy(tmp_path / "biased.pt", path)
         calibrate_checkpoint(path, train_split, val_split, bf16=False, show_progress=False, strength=strength)
         state = load_checkpoint(path)
         calibration = state["meta"]["calibration"]
@@ -293,8 +298,8 @@ def test_calibration_strength_applies_that_share_of_the_fitted_offsets(synth_dat
         assert state["meta"]["class_offsets"] == pytest.approx([strength * v for v in calibration["fitted_offsets"]],
                                                               abs=1e-3)
         bias[strength] = state["model"]["head.bias"]
-    assert any(abs(v) > 0 for v in calibration["fitted_offsets"])  # the fit moved something
-    original = load_checkpoint(result.best_checkpoint)["model"]["head.bias"]
+    assert calibration["fitted_offsets"][1] < 0  # the fit took back some of the push
+    original = biased["model"]["head.bias"]
     torch.testing.assert_close(bias[0.5] - original, (bias[1.0] - original) / 2)
 
 
