@@ -270,8 +270,6 @@ def test_calibration_is_folded_into_the_checkpoint_and_measured(synth_data, tmp_
 
 
 def test_calibration_strength_applies_that_share_of_the_fitted_offsets(synth_data, tmp_path):
-    import shutil
-
     import torch
 
     from edgeseg.training.calibrate import calibrate_checkpoint
@@ -283,14 +281,13 @@ def test_calibration_strength_applies_that_share_of_the_fitted_offsets(synth_dat
     # two epochs happened to learn (a model that finds only background leaves nothing to fit)
     biased = load_checkpoint(result.best_checkpoint)
     biased["model"]["head.bias"][1] += 6.0
-    save_checkpoint(tmp_path / "biased.pt", biased)
     layout = DatasetLayout.open(synth_data)
     train_split = load_split(layout, "train", 1, 64, train=True)[:2]
     val_split = load_split(layout, "val", 1, 64, train=False)[:2]
     bias = {}
     for strength in (1.0, 0.5):
         path = tmp_path / f"calibrated_{strength}.pt"
-        shutil.copy(tmp_path / "biased.pt", path)
+        save_checkpoint(path, biased)
         calibrate_checkpoint(path, train_split, val_split, bf16=False, show_progress=False, strength=strength)
         state = load_checkpoint(path)
         calibration = state["meta"]["calibration"]
